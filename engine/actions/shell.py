@@ -1,0 +1,126 @@
+"""Build, test and deploy actions: a bash script in a fresh copy of the first input artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+from engine import events as ev
+from engine.actions.artifacts import prepare_workspace
+from engine.actions.base import ActionContext, Outcome
+from engine.process import ChildProcess, ProcessError, ProcessResult
+from engine.variables import UnresolvedVariable, resolve, resolve_shell
+
+BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+_OUTPUT_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def base_env(ctx: ActionContext) -> dict[str, str]:
+    """The environment every child of an action gets: the user's, plus Bakery's facts."""
+    env = dict(os.environ)
+    env.update(ctx.env_cookies)
+    env.update(
+        {
+            "CI": "true",
+            "BAKERY": "1",
+            "BAKERY_STAGE": ctx.stage,
+            "BAKERY_ACTION": ctx.action.name,
+            "BAKERY_ATTEMPT": str(ctx.attempt),
+            "BAKERY_WORKSPACE": str(ctx.workspace),
+            "BAKERY_COMMIT": str(ctx.commit.get("id", "")),
+            "BAKERY_BRANCH": str(ctx.commit.get("branch", "")),
+        }
+    )
+    for name, path in ctx.inputs.items():
+        env[f"BAKERY_INPUT_{name.upper()}"] = str(path)
+    return env
+
+
+def read_output_variables(path: Path, limit: int = 1 << 20) -> dict[str, str]:
+    """KEY=VALUE lines an action wrote to $BAKERY_OUTPUT (last one wins)."""
+    if not path.is_file():
+        return {}
+    text = path.read_bytes()[:limit].decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _OUTPUT_LINE.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def describe_failure(result: ProcessResult, timeout: float | None) -> Outcome:
+    if result.end_reason == "timeout":
+        return Outcome.fail(
+            ev.TIMED_OUT,
+            f"timed out after {timeout:g}s; ended with {result.killed_with or 'SIGTERM'}",
+            exit_code=result.exit_code,
+            signal=result.killed_with or result.signal,
+        )
+    if result.end_reason == "stopped":
+        return Outcome(
+            ev.ABANDONED,
+            {"type": ev.INTERRUPTED, "message": f"stopped with {result.killed_with or 'SIGTERM'}"},
+            exit_code=result.exit_code,
+            signal=result.killed_with or result.signal,
+        )
+    if result.signal:
+        return Outcome.fail(
+            ev.JOB_FAILED, f"killed by {result.signal}", signal=result.signal
+        )
+    return Outcome.fail(
+        ev.JOB_FAILED, f"exit code {result.exit_code}", exit_code=result.exit_code
+    )
+
+
+async def run_child(ctx: ActionContext, argv: list[str], env: dict[str, str]) -> ProcessResult:
+    """Run one child for the action; cancelling this (abandon) stops its whole tree."""
+    cookie = ("BAKERY_JOB_ID", f"{ctx.run_id}.{ctx.stage}.{ctx.action.name}.{ctx.attempt}")
+    proc = await ChildProcess.spawn(
+        argv,
+        cwd=ctx.workspace,
+        env=env,
+        cookie=cookie,
+        on_output=ctx.on_output,
+        masker=ctx.masker,
+        grace=ctx.grace,
+    )
+    try:
+        return await proc.wait(timeout=ctx.action.timeout)
+    except asyncio.CancelledError:
+        await asyncio.shield(proc.stop(ctx.grace))
+        raise
+
+
+async def run(ctx: ActionContext) -> Outcome:
+    action = ctx.action
+    first = ctx.inputs.get(action.inputs[0]) if action.inputs else None
+    await asyncio.to_thread(prepare_workspace, first, ctx.workspace)
+    try:
+        script = resolve_shell(action.run or "", ctx.scope)
+        env_values = {k: resolve(v, ctx.scope) for k, v in action.env.items()}
+    except UnresolvedVariable as exc:
+        return Outcome.fail(ev.CONFIGURATION_ERROR, str(exc))
+    output_file = ctx.run_dir / "outputs" / f"{ctx.stage}.{action.name}.{ctx.attempt}.env"
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    output_file.unlink(missing_ok=True)
+    env = base_env(ctx)
+    env.update(env_values)
+    env["BAKERY_OUTPUT"] = str(output_file)
+    ctx.log(f"$ {ctx.masker.mask(script)}")
+    try:
+        result = await run_child(ctx, [*BASH, script], env)
+    except ProcessError as exc:
+        return Outcome.fail(ev.JOB_FAILED, str(exc))
+    variables = {k: ctx.masker.mask(v) for k, v in read_output_variables(output_file).items()}
+    if result.truncated:
+        ctx.log("log truncated: the action's output passed the log limit")
+    if result.exit_code == 0 and result.end_reason == "exited":
+        ctx.log(f"exit code 0 in {result.duration:.2f}s")
+        return Outcome.ok(variables, exit_code=0)
+    outcome = describe_failure(result, action.timeout)
+    outcome.output_variables = variables
+    ctx.log(f"{outcome.error['message'] if outcome.error else 'failed'} after {result.duration:.2f}s")
+    return outcome

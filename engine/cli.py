@@ -1,0 +1,567 @@
+"""`bakery`: the command line. Headless commands never import the UI.
+
+Exit codes: 0 success, 1 an execution Failed or was Stopped (or a request was refused),
+2 a usage or pipeline-definition error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine import events as ev
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad arguments or a bad pipeline: exit 2 with the message."""
+
+
+# -- shared helpers --------------------------------------------------------------------------
+def _repo(args: argparse.Namespace) -> Path:
+    from engine.gitinfo import GitError, repo_root
+
+    try:
+        return repo_root(args.repo)
+    except GitError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _state_dir(args: argparse.Namespace, repo: Path) -> Path:
+    from engine.store import default_state_dir
+
+    return Path(args.state_dir) if args.state_dir else default_state_dir(repo)
+
+
+def _pipeline_path(args: argparse.Namespace, repo: Path) -> Path:
+    path = Path(args.pipeline) if args.pipeline else repo / "bakery.yaml"
+    if not path.is_absolute() and args.pipeline:
+        cwd_path = Path.cwd() / path
+        path = cwd_path if cwd_path.exists() else repo / path
+    return path
+
+
+def _load(path: Path) -> Any:
+    from engine.loader import PipelineError, load_pipeline
+
+    try:
+        return load_pipeline(path)
+    except PipelineError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from engine.store import Store, StoreError
+
+    repo = _repo(args)
+    db = _state_dir(args, repo) / "bakery.db"
+    if not db.exists():
+        raise UsageError(f"no executions recorded for {repo} yet (looked in {db})")
+    try:
+        return Store(db)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _resolve(store: Any, ref: str) -> str:
+    from engine.store import StoreError
+
+    try:
+        return str(store.resolve_run(ref))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var takes NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    stage, sep, action = target.partition("/")
+    if not sep or not stage or not action:
+        raise UsageError(f"name the action as STAGE/ACTION, got {target!r}")
+    return stage, action
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.loader import PipelineError, load_pipeline
+
+    path = Path(args.path or "bakery.yaml")
+    try:
+        pipeline = load_pipeline(path)
+    except PipelineError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return EXIT_USAGE
+    actions = sum(len(s.actions) for s in pipeline.stages)
+    print(f"{path}: ok — pipeline {pipeline.name!r}, {len(pipeline.stages)} stages, {actions} actions")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from engine.loader import pipeline_json_schema
+
+    _print_json(pipeline_json_schema())
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    use_board = not args.plain and not args.json and sys.stdout.isatty() and sys.stdin.isatty()
+    if use_board:
+        from tui.launch import run_board  # the UI only loads when a board is wanted
+
+        return int(run_board(args))
+    return asyncio.run(_run_headless(args))
+
+
+async def _run_headless(args: argparse.Namespace) -> int:
+    from engine.core import ControlError, Engine
+    from engine.printer import LinePrinter
+    from engine.store import StoreError
+
+    repo = _repo(args)
+    path = _pipeline_path(args, repo)
+    pipeline = _load(path)
+    variables = _parse_vars(args.var or [])
+    try:
+        engine = Engine(repo, _state_dir(args, repo), grace=args.grace)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    for notice in engine.notices:
+        sys.stderr.write(f"bakery: {notice}\n")
+    printer = LinePrinter(sys.stderr if args.json else sys.stdout)
+    run_ids: set[str] = set()
+
+    def show(item: Any) -> None:
+        if getattr(item, "run_id", None) in run_ids or item.run_id is None:
+            printer(item)
+        if (
+            isinstance(item, ev.Event)
+            and item.type == ev.APPROVAL_REQUESTED
+            and item.run_id in run_ids
+            and (args.approve or args.reject)
+        ):
+            result = ev.APPROVED if args.approve else ev.REJECTED
+            asyncio.get_running_loop().call_soon(
+                _answer, engine, item, result, args.comment or "answered by --approve/--reject"
+            )
+
+    await engine.start()
+    version = engine.register(pipeline, path)
+    for note in await engine.recover(pipeline):
+        sys.stderr.write(f"bakery: {note}\n")
+    engine.recorder.subscribe(show)
+    stop_requests = 0
+
+    def on_signal() -> None:
+        nonlocal stop_requests
+        stop_requests += 1
+        for rid in run_ids:
+            asyncio.get_running_loop().create_task(
+                _quiet(engine.stop(rid, mode="abandon", comment="interrupted (Ctrl+C)"))
+            )
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        try:
+            ex = await engine.start_execution(
+                pipeline,
+                version=version,
+                rev=args.rev,
+                variables=variables,
+                trigger={"type": "StartPipelineExecution", "by": engine.user, "via": "bakery run"},
+            )
+        except ControlError as exc:
+            raise UsageError(str(exc)) from exc
+        run_ids.add(ex.run_id)
+        # the run.created event was published before we knew the id: print it now
+        printer.event(engine.store.events(ex.run_id)[0])
+        state = await engine.wait(ex.run_id)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await engine.close()
+    if args.json:
+        _print_json(state.to_json())
+    return EXIT_OK if state.status == ev.SUCCEEDED else EXIT_FAILED
+
+
+async def _quiet(coro: Any) -> None:
+    try:
+        await coro
+    except Exception:  # noqa: BLE001 - a stop of a finished run is fine
+        pass
+
+
+def _answer(engine: Any, event: ev.Event, result: str, comment: str) -> None:
+    from engine.core import ControlError
+
+    try:
+        engine.decide(
+            str(event.run_id),
+            event.data["stage"],
+            event.data["action"],
+            result,
+            comment=comment,
+            token=event.data["token"],
+        )
+    except ControlError as exc:
+        sys.stderr.write(f"bakery: {exc}\n")
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from engine.printer import human_duration
+    from engine.state import iso
+
+    store = _open_store(args)
+    runs = store.runs(status=args.status, branch=args.branch, limit=args.limit)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": r.id,
+                    "number": r.number,
+                    "pipeline": r.pipeline,
+                    "status": r.status,
+                    "trigger": r.trigger_type,
+                    "commit": {"id": r.commit_id, "branch": r.branch, "subject": r.subject},
+                    "created_at": iso(r.created_at),
+                    "started_at": iso(r.started_at),
+                    "finished_at": iso(r.finished_at),
+                    "duration": round(r.duration, 3) if r.duration is not None else None,
+                }
+                for r in runs
+            ]
+        )
+        return EXIT_OK
+    if not runs:
+        print("no executions yet")
+        return EXIT_OK
+    print(f"{'#':>5}  {'status':<11} {'trigger':<24} {'commit':<9} {'branch':<14} {'started':<16} {'took':>8}  subject")
+    for r in runs:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at))
+        print(
+            f"{r.number:>5}  {r.status or 'Created':<11} {(r.trigger_type or '')[:24]:<24} "
+            f"{(r.commit_id or '')[:8]:<9} {(r.branch or '')[:14]:<14} {started:<16} "
+            f"{human_duration(r.duration):>8}  {(r.subject or '')[:60]}"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine.printer import human_duration
+
+    store = _open_store(args)
+    state = store.load_run(_resolve(store, args.run))
+    if state is None:
+        raise UsageError(f"execution {args.run} has no events")
+    if args.json:
+        _print_json(state.to_json())
+        return EXIT_OK
+    c = state.commit
+    print(f"#{state.number} {state.pipeline} v{state.pipeline_version}: {state.status}")
+    print(f"  commit  {str(c.get('id', ''))[:8]} {c.get('branch', '')}  {c.get('author', '')}")
+    subject = str(c.get("message", "")).splitlines()[0] if c.get("message") else ""
+    print(f"          {subject}")
+    if state.error:
+        print(f"  error   {state.error['type']}: {state.error['message']}")
+    now = time.time()
+    for s in state.stages:
+        print(f"  {s.name:<20} {s.status or '-'}")
+        for a in s.actions:
+            line = f"    {a.run_order}. {a.name:<22} {a.category:<9} {a.status or '-':<11} {human_duration(a.duration(now))}"
+            if a.error:
+                line += f"  {a.error['type']}: {a.error['message']}"
+            if a.approval and a.approval.result:
+                line += f"  {a.approval.result} by {a.approval.by}"
+            print(line)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from engine.printer import clock
+    from engine.sanitize import terminal_safe
+
+    store = _open_store(args)
+    run_id = _resolve(store, args.run)
+    stage = action = None
+    if args.target:
+        stage, action = _split_target(args.target)
+    colour = sys.stdout.isatty()
+    last = 0
+    while True:
+        lines = store.logs(run_id, stage, action, after_id=last)
+        for line in lines:
+            prefix = "" if action else f"[{line.stage}/{line.action}] "
+            text = terminal_safe(line.text, keep_colour=colour)
+            stamp = f"{clock(line.ts)} " if args.timestamps else ""
+            sys.stdout.write(f"{stamp}{prefix}{text}\n")
+            last = line.id
+        sys.stdout.flush()
+        if not args.follow:
+            return EXIT_OK
+        state = store.load_run(run_id)
+        if state is None or state.finished:
+            if not store.logs(run_id, stage, action, after_id=last, limit=1):
+                return EXIT_OK
+        time.sleep(0.2)
+
+
+def _send(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:
+    from engine.core import owner_alive, whoami
+
+    store = _open_store(args)
+    run_id = _resolve(store, args.run)
+    state = store.load_run(run_id)
+    if state is None:
+        raise UsageError(f"execution {args.run} has no events")
+    if state.finished:
+        print(f"execution #{state.number} is {state.status}; nothing to {kind}", file=sys.stderr)
+        return EXIT_FAILED
+    payload = {**payload, "by": whoami(_repo(args))}
+    command = store.post_command(run_id, kind, payload)
+    if not owner_alive(state.owner):
+        print(
+            f"no running bakery drives execution #{state.number} now; the request was queued "
+            "and applies when bakery next starts on this repository"
+        )
+        return EXIT_OK
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        taken, result = store.command_result(command)
+        if result is not None:
+            print(result.removeprefix("ok: "))
+            return EXIT_OK if result.startswith("ok") else EXIT_FAILED
+        time.sleep(0.05)
+    print(f"bakery (pid {state.owner.get('pid') if state.owner else '?'}) did not answer in time", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    stage, action = _split_target(args.target)
+    kind = "approve" if args.command == "approve" else "reject"
+    return _send(args, kind, {"stage": stage, "action": action, "comment": args.comment or ""})
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    mode = "abandon" if args.abandon else "wait"
+    return _send(args, "stop", {"mode": mode, "comment": args.comment or ""})
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    return asyncio.run(_retry(args))
+
+
+async def _retry(args: argparse.Namespace) -> int:
+    from engine.core import ControlError, Engine
+    from engine.printer import LinePrinter
+    from engine.runner import ALL_ACTIONS, FAILED_ACTIONS
+
+    repo = _repo(args)
+    engine = Engine(repo, _state_dir(args, repo), grace=args.grace)
+    run_id = _resolve(engine.store, args.run)
+    printer = LinePrinter()
+    engine.recorder.subscribe(lambda item: printer(item) if item.run_id == run_id else None)
+    await engine.start()
+    try:
+        state = engine.store.load_run(run_id)
+        if state is not None:
+            engine.pipeline_state(state.pipeline)
+        try:
+            await engine.retry(run_id, args.stage, mode=ALL_ACTIONS if args.all else FAILED_ACTIONS)
+        except ControlError as exc:
+            print(f"bakery: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        final = await engine.wait(run_id)
+    finally:
+        await engine.close()
+    return EXIT_OK if final.status == ev.SUCCEEDED else EXIT_FAILED
+
+
+def cmd_transition(args: argparse.Namespace) -> int:
+    from engine.core import whoami
+
+    repo = _repo(args)
+    pipeline = _load(_pipeline_path(args, repo))
+    try:
+        pipeline.stage(args.stage)
+    except KeyError:
+        names = ", ".join(s.name for s in pipeline.stages)
+        raise UsageError(f"pipeline {pipeline.name} has no stage {args.stage!r} (stages: {names})") from None
+    if args.stage == pipeline.stages[0].name:
+        raise UsageError("the first stage has no inbound transition")
+    from engine.state import PipelineState
+    from engine.store import open_store
+
+    store, _ = open_store(_state_dir(args, repo))
+    pstate = PipelineState(pipeline.name)
+    for event in store.events(pipeline_level=True):
+        pstate.apply(event)
+    enabled = args.action == "enable"
+    if enabled == (args.stage not in pstate.disabled):
+        print(f"the transition into {args.stage} is already {args.action}d")
+        return EXIT_OK
+    store.append(
+        ev.Event(
+            ev.TRANSITION_CHANGED,
+            None,
+            time.time(),
+            {
+                "pipeline": pipeline.name,
+                "stage": args.stage,
+                "enabled": enabled,
+                "reason": args.reason or "",
+                "by": whoami(repo),
+            },
+        )
+    )
+    print(f"transition into {args.stage} {args.action}d")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from tui.launch import watch
+
+    return int(watch(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tui.launch import demo
+
+    return int(demo(args))
+
+
+# -- parser ----------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser, *, pipeline: bool = False) -> None:
+    p.add_argument("-C", "--repo", default=".", help="the git repository (default: .)")
+    p.add_argument("--state-dir", help="where executions are stored (default: $BAKERY_HOME or <git dir>/bakery)")
+    if pipeline:
+        p.add_argument("-p", "--pipeline", help="pipeline file (default: bakery.yaml in the repo)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bakery",
+        description="A local AWS CodePipeline for the terminal.",
+        epilog="Exit codes: 0 success, 1 execution failed/stopped or request refused, 2 usage or pipeline error.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("validate", cmd_validate, "check a pipeline file; problems as PATH:LINE:COL")
+    p.add_argument("path", nargs="?", help="pipeline file (default: bakery.yaml)")
+    add("schema", cmd_schema, "print the JSON Schema of pipeline files, for editors")
+
+    p = add("run", cmd_run, "run the pipeline once on a commit (HEAD by default)")
+    _common(p, pipeline=True)
+    p.add_argument("--rev", default="HEAD", help="commit to run (default: HEAD)")
+    p.add_argument("--var", action="append", metavar="NAME=VALUE", help="override a pipeline variable")
+    answer = p.add_mutually_exclusive_group()
+    answer.add_argument("--approve", action="store_true", help="approve every approval automatically")
+    answer.add_argument("--reject", action="store_true", help="reject every approval automatically")
+    p.add_argument("--comment", help="comment for automatic approval answers")
+    p.add_argument("--json", action="store_true", help="print the final state as JSON (progress goes to stderr)")
+    p.add_argument("--plain", action="store_true", help="line output even in a terminal")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds between SIGTERM and SIGKILL on stop")
+
+    p = add("history", cmd_history, "list executions, newest first")
+    _common(p)
+    p.add_argument("--status", help="only executions with this status (e.g. Failed)")
+    p.add_argument("--branch", help="only executions of this branch")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", cmd_show, "show one execution (number or id)")
+    _common(p)
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+
+    p = add("logs", cmd_logs, "print the stored log of an execution or one action")
+    _common(p)
+    p.add_argument("run")
+    p.add_argument("target", nargs="?", metavar="STAGE/ACTION")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the execution ends")
+    p.add_argument("-t", "--timestamps", action="store_true")
+
+    for name in ("approve", "reject"):
+        p = add(name, cmd_approve, f"{name} a waiting approval from any terminal")
+        _common(p)
+        p.add_argument("run")
+        p.add_argument("target", metavar="STAGE/ACTION")
+        p.add_argument("-m", "--comment")
+        p.add_argument("--wait", type=float, default=10.0, help=argparse.SUPPRESS)
+
+    p = add("stop", cmd_stop, "stop an execution (running actions finish, or --abandon them)")
+    _common(p)
+    p.add_argument("run")
+    p.add_argument("--abandon", action="store_true", help="end running actions now")
+    p.add_argument("-m", "--comment")
+    p.add_argument("--wait", type=float, default=10.0, help=argparse.SUPPRESS)
+
+    p = add("retry", cmd_retry, "retry a failed stage (failed actions, or --all)")
+    _common(p)
+    p.add_argument("run")
+    p.add_argument("stage")
+    p.add_argument("--all", action="store_true", help="rerun every action of the stage")
+    p.add_argument("--grace", type=float, default=5.0, help=argparse.SUPPRESS)
+
+    p = add("transition", cmd_transition, "disable or enable a stage's inbound transition")
+    _common(p, pipeline=True)
+    p.add_argument("action", choices=["disable", "enable"])
+    p.add_argument("stage")
+    p.add_argument("--reason", default="")
+
+    p = add("watch", cmd_watch, "open the live board and run the pipeline on every new commit")
+    _common(p, pipeline=True)
+    p.add_argument("--grace", type=float, default=5.0, help=argparse.SUPPRESS)
+
+    p = add("demo", cmd_demo, "open the board on a sample repository in a temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the demo repository afterwards")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        sys.stderr.write(f"bakery: {exc}\n" if "\n" not in str(exc) else f"{exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

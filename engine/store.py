@@ -1,0 +1,594 @@
+"""The embedded store: one SQLite file (WAL) holding pipelines, events, log lines and commands.
+
+The append-only `events` table is the single source of truth. The `runs` table is a
+projection of it (number, status, commit) written in the same transaction as the event that
+changes it, so listing 10,000 executions needs no fold, and it can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import events as ev
+from engine.state import RunState, fold
+
+SCHEMA_VERSION = 1
+DB_NAME = "bakery.db"
+
+STREAMS = ("stdout", "stderr", "system")
+_STREAM_CODE = {name: i for i, name in enumerate(STREAMS)}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pipelines (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    path TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, seq);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    status TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    trigger_type TEXT,
+    commit_id TEXT,
+    branch TEXT,
+    subject TEXT,
+    UNIQUE (pipeline, number)
+);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS log_sources (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    action TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    UNIQUE (run_id, stage, action, attempt)
+);
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    source INTEGER NOT NULL,
+    line_no INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    stream INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    raw BLOB
+);
+CREATE INDEX IF NOT EXISTS logs_by_source ON logs (source, line_no);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    taken_at REAL,
+    result TEXT
+);
+"""
+
+
+class StoreError(Exception):
+    """A store problem worth telling the user about (not a bug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    id: str
+    pipeline: str
+    number: int
+    status: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    trigger_type: str | None
+    commit_id: str | None
+    branch: str | None
+    subject: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return self.finished_at - (self.started_at or self.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: int
+    run_id: str | None
+    kind: str
+    payload: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLine:
+    id: int
+    stage: str
+    action: str
+    attempt: int
+    line_no: int
+    ts: float
+    stream: str
+    text: str
+    raw: bytes | None
+
+
+class Store:
+    """Thread-safe access to one Bakery database. Every write is one short transaction."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._sources: dict[tuple[str, str, str, int], int] = {}
+        self.conn = self._connect()
+        if not readonly:
+            self._migrate()
+
+    # -- opening -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not self.readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def _migrate(self) -> None:
+        with self._lock:
+            has_meta = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            version = 0
+            if has_meta:
+                row = self.conn.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer Bakery (schema {version}, this one "
+                    f"knows {SCHEMA_VERSION}); it was left unchanged. Upgrade Bakery to use it."
+                )
+            if version == SCHEMA_VERSION:
+                return
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def check(self) -> None:
+        """Touch every table so a damaged file fails now rather than mid-run."""
+        with self._lock:
+            for table in ("meta", "pipelines", "events", "runs", "log_sources", "logs", "commands"):
+                self.conn.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+            row = self.conn.execute("PRAGMA quick_check(1)").fetchone() if self._small() else None
+        if row is not None and row[0] != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {row[0]}")
+
+    def _small(self) -> bool:
+        try:
+            return self.path.stat().st_size < 64 * 2**20
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes when another connection (another bakery process) commits."""
+        with self._lock:
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- events --------------------------------------------------------------------------
+    def append(self, event: ev.Event) -> ev.Event:
+        """Persist one event (and its projection) and return it with its sequence number."""
+        with self.transaction() as conn:
+            return self._append(conn, event)
+
+    def _append(self, conn: sqlite3.Connection, event: ev.Event) -> ev.Event:
+        cur = conn.execute(
+            "INSERT INTO events (run_id, ts, type, data) VALUES (?, ?, ?, ?)",
+            (
+                event.run_id,
+                event.ts,
+                event.type,
+                json.dumps(event.data, separators=(",", ":"), ensure_ascii=False),
+            ),
+        )
+        stored = ev.Event(event.type, event.run_id, event.ts, event.data, int(cur.lastrowid or 0))
+        self._project(conn, stored)
+        return stored
+
+    def _project(self, conn: sqlite3.Connection, event: ev.Event) -> None:
+        d = event.data
+        if event.type == ev.RUN_CREATED:
+            commit = d.get("commit") or {}
+            message = str(commit.get("message") or "")
+            conn.execute(
+                "INSERT INTO runs (id, pipeline, number, status, created_at, trigger_type,"
+                " commit_id, branch, subject) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                (
+                    event.run_id,
+                    d["pipeline"],
+                    d["number"],
+                    event.ts,
+                    (d.get("trigger") or {}).get("type"),
+                    commit.get("id"),
+                    commit.get("branch"),
+                    message.splitlines()[0] if message else "",
+                ),
+            )
+        elif event.type == ev.RUN_STATUS:
+            status = d["status"]
+            if status in ev.RUN_TERMINAL:
+                conn.execute(
+                    "UPDATE runs SET status=?, finished_at=? WHERE id=?",
+                    (status, event.ts, event.run_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE runs SET status=?, finished_at=NULL,"
+                    " started_at=COALESCE(started_at, ?) WHERE id=?",
+                    (status, event.ts if status == ev.IN_PROGRESS else None, event.run_id),
+                )
+
+    def next_number(self, pipeline: str) -> int:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT COALESCE(MAX(number), 0) FROM runs WHERE pipeline=?", (pipeline,)
+            ).fetchone()
+            return int(row[0]) + 1
+
+    def create_run(self, event: ev.Event) -> ev.Event:
+        """Append a `run.created` event with the next execution number for its pipeline."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(number), 0) FROM runs WHERE pipeline=?",
+                (event.data["pipeline"],),
+            ).fetchone()
+            data = dict(event.data, number=int(row[0]) + 1)
+            return self._append(conn, ev.Event(event.type, event.run_id, event.ts, data))
+
+    def events(
+        self,
+        run_id: str | None = None,
+        *,
+        after_seq: int = 0,
+        until_ts: float | None = None,
+        pipeline_level: bool = False,
+    ) -> list[ev.Event]:
+        """Events of one execution (or, with pipeline_level, those with no execution)."""
+        sql = "SELECT seq, run_id, ts, type, data FROM events WHERE seq > ?"
+        args: list[Any] = [after_seq]
+        if pipeline_level:
+            sql += " AND run_id IS NULL"
+        elif run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        if until_ts is not None:
+            sql += " AND ts <= ?"
+            args.append(until_ts)
+        sql += " ORDER BY seq"
+        with self._lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        return [ev.Event(t, r, ts, json.loads(data), seq) for seq, r, ts, t, data in rows]
+
+    def load_run(self, run_id: str) -> RunState | None:
+        return fold(self.events(run_id))
+
+    # -- runs ----------------------------------------------------------------------------
+    def runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        branch: str | None = None,
+        limit: int | None = None,
+        unfinished: bool = False,
+    ) -> list[RunSummary]:
+        """Newest first."""
+        sql = (
+            "SELECT id, pipeline, number, status, created_at, started_at, finished_at,"
+            " trigger_type, commit_id, branch, subject FROM runs WHERE 1=1"
+        )
+        args: list[Any] = []
+        if pipeline:
+            sql += " AND pipeline = ?"
+            args.append(pipeline)
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if branch:
+            sql += " AND branch = ?"
+            args.append(branch)
+        if unfinished:
+            sql += " AND finished_at IS NULL"
+        sql += " ORDER BY created_at DESC, number DESC"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        return [RunSummary(*row) for row in rows]
+
+    def resolve_run(self, ref: str, pipeline: str | None = None) -> str:
+        """A run id from a number ("3", "#3"), a full id or a unique id prefix."""
+        ref = ref.strip().lstrip("#")
+        with self._lock:
+            if ref.isdigit():
+                sql = "SELECT id FROM runs WHERE number = ?"
+                args: list[Any] = [int(ref)]
+                if pipeline:
+                    sql += " AND pipeline = ?"
+                    args.append(pipeline)
+                rows = self.conn.execute(sql + " ORDER BY created_at DESC", args).fetchall()
+                if rows:
+                    return str(rows[0][0])
+            rows = self.conn.execute(
+                "SELECT id FROM runs WHERE id LIKE ? || '%' LIMIT 2", (ref,)
+            ).fetchall()
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if len(rows) > 1:
+            raise StoreError(f"execution id {ref!r} is ambiguous; give more characters")
+        raise StoreError(f"no execution {ref!r} in {self.path}")
+
+    def newer_run_entered(self, pipeline: str, number: int, stage: str) -> bool:
+        """Whether an execution newer than `number` has entered `stage` (retry forbids it)."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT 1 FROM events e JOIN runs r ON r.id = e.run_id"
+                " WHERE r.pipeline = ? AND r.number > ? AND e.type = ?"
+                " AND json_extract(e.data, '$.stage') = ? LIMIT 1",
+                (pipeline, number, ev.STAGE_STATUS, stage),
+            ).fetchone()
+        return row is not None
+
+    # -- pipelines -----------------------------------------------------------------------
+    def register_pipeline(
+        self, name: str, digest: str, definition: dict[str, Any], path: str
+    ) -> int:
+        """The version for this definition: the latest if unchanged, else a new one."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT version, hash FROM pipelines WHERE name=? ORDER BY version DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+            if row and row[1] == digest:
+                return int(row[0])
+            version = (int(row[0]) if row else 0) + 1
+            conn.execute(
+                "INSERT INTO pipelines (name, version, hash, path, definition, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, version, digest, path, json.dumps(definition), time.time()),
+            )
+            self._append(
+                conn,
+                ev.Event(
+                    ev.PIPELINE_VERSION,
+                    None,
+                    time.time(),
+                    {"pipeline": name, "version": version, "hash": digest, "path": path},
+                ),
+            )
+            return version
+
+    def pipeline_definition(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        sql = "SELECT definition FROM pipelines WHERE name=?"
+        args: list[Any] = [name]
+        if version is not None:
+            sql += " AND version=?"
+            args.append(version)
+        with self._lock:
+            row = self.conn.execute(sql + " ORDER BY version DESC LIMIT 1", args).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- logs ----------------------------------------------------------------------------
+    def _source_id(self, conn: sqlite3.Connection, key: tuple[str, str, str, int]) -> int:
+        cached = self._sources.get(key)
+        if cached is not None:
+            return cached
+        conn.execute(
+            "INSERT OR IGNORE INTO log_sources (run_id, stage, action, attempt) VALUES (?,?,?,?)",
+            key,
+        )
+        row = conn.execute(
+            "SELECT id FROM log_sources WHERE run_id=? AND stage=? AND action=? AND attempt=?",
+            key,
+        ).fetchone()
+        self._sources[key] = int(row[0])
+        return int(row[0])
+
+    def append_logs(self, lines: Sequence[ev.LogLine]) -> None:
+        """Store a batch of lines in one transaction."""
+        if not lines:
+            return
+        with self.transaction() as conn:
+            rows = []
+            for line in lines:
+                source = self._source_id(
+                    conn, (line.run_id, line.stage, line.action, line.attempt)
+                )
+                rows.append(
+                    (
+                        source,
+                        line.line_no,
+                        line.ts,
+                        _STREAM_CODE.get(line.stream, 0),
+                        line.text,
+                        line.raw,
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO logs (source, line_no, ts, stream, text, raw) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
+    def logs(
+        self,
+        run_id: str,
+        stage: str | None = None,
+        action: str | None = None,
+        *,
+        attempt: int | None = None,
+        after_id: int = 0,
+        until_ts: float | None = None,
+        limit: int | None = None,
+    ) -> list[StoredLine]:
+        """Log lines of an execution, in the order they were stored."""
+        sql = (
+            "SELECT l.id, s.stage, s.action, s.attempt, l.line_no, l.ts, l.stream, l.text, l.raw"
+            " FROM logs l JOIN log_sources s ON s.id = l.source WHERE s.run_id = ? AND l.id > ?"
+        )
+        args: list[Any] = [run_id, after_id]
+        if stage is not None:
+            sql += " AND s.stage = ?"
+            args.append(stage)
+        if action is not None:
+            sql += " AND s.action = ?"
+            args.append(action)
+        if attempt is not None:
+            sql += " AND s.attempt = ?"
+            args.append(attempt)
+        if until_ts is not None:
+            sql += " AND l.ts <= ?"
+            args.append(until_ts)
+        sql += " ORDER BY l.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            rows = self.conn.execute(sql, args).fetchall()
+        return [
+            StoredLine(i, st, ac, at, n, ts, STREAMS[sc] if sc < len(STREAMS) else "stdout", t, r)
+            for i, st, ac, at, n, ts, sc, t, r in rows
+        ]
+
+    # -- commands (the inbox other bakery processes write to) ----------------------------
+    def post_command(self, run_id: str | None, kind: str, payload: dict[str, Any]) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO commands (run_id, kind, payload, created_at) VALUES (?,?,?,?)",
+                (run_id, kind, json.dumps(payload), time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def take_commands(self, run_ids: Iterable[str]) -> list[Command]:
+        """Claim the commands not yet taken that are addressed to these executions."""
+        ids = list(run_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, run_id, kind, payload, created_at FROM commands"
+                f" WHERE taken_at IS NULL AND run_id IN ({marks}) ORDER BY id",
+                ids,
+            ).fetchall()
+            conn.executemany(
+                "UPDATE commands SET taken_at=? WHERE id=?",
+                [(time.time(), row[0]) for row in rows],
+            )
+        return [Command(i, r, k, json.loads(p), c) for i, r, k, p, c in rows]
+
+    def finish_command(self, command_id: int, result: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE commands SET result=? WHERE id=?", (result, command_id))
+
+    def command_result(self, command_id: int) -> tuple[bool, str | None]:
+        """(taken, result) of a posted command."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT taken_at, result FROM commands WHERE id=?", (command_id,)
+            ).fetchone()
+        if row is None:
+            return False, None
+        return row[0] is not None, row[1]
+
+
+def default_state_dir(repo: str | Path) -> Path:
+    """`$BAKERY_HOME`, else `<git dir>/bakery`: never inside the working tree."""
+    env = os.environ.get("BAKERY_HOME")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(repo)
+    git = repo / ".git"
+    if git.is_file():  # a worktree or submodule: "gitdir: <path>"
+        text = git.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text.split(":", 1)[1].strip())
+            git = target if target.is_absolute() else (repo / target)
+    return git / "bakery"
+
+
+
+def open_store(state_dir: str | Path) -> tuple[Store, str | None]:
+    """Open the store in `state_dir`; a damaged database is moved aside, never overwritten.
+
+    Returns the store and, when something was moved aside, a notice for the user. A database
+    written by a newer Bakery raises StoreError and is left exactly as it was.
+    """
+    path = Path(state_dir) / DB_NAME
+    try:
+        store = Store(path)
+        store.check()
+        return store, None
+    except sqlite3.DatabaseError as exc:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = path.with_name(f"{DB_NAME}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.rename(Path(str(aside) + suffix))
+        notice = (
+            f"the store {path} could not be read ({exc}); it was moved to {aside} "
+            "and a new, empty store was started"
+        )
+        return Store(path), notice
