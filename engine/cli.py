@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -209,10 +210,9 @@ async def _run_headless(args: argparse.Namespace) -> int:
 
 
 async def _quiet(coro: Any) -> None:
-    try:
+    """Await a stop whose refusal (the run already ended) is not worth reporting."""
+    with contextlib.suppress(Exception):
         await coro
-    except Exception:  # noqa: BLE001 - a stop of a finished run is fine
-        pass
 
 
 def _answer(engine: Any, event: ev.Event, result: str, comment: str) -> None:
@@ -297,7 +297,25 @@ def cmd_show(args: argparse.Namespace) -> int:
             if a.approval and a.approval.result:
                 line += f"  {a.approval.result} by {a.approval.by}"
             print(line)
+    _print_critical_path(store, state)  # history tools
     return EXIT_OK
+
+
+def _print_critical_path(store: Any, state: Any) -> None:
+    """The chain of actions (and waits) that decided how long the execution took."""
+    from engine.insight import critical_path
+    from engine.printer import human_duration
+
+    path = critical_path(state, store.events(state.id))
+    if not path.steps:
+        return
+    chain = " -> ".join(
+        f"{s.stage}/{s.action} {human_duration(s.duration)}"
+        if s.kind == "action"
+        else f"(wait{' ' + s.reason if s.reason else ''} {human_duration(s.duration)})"
+        for s in path.steps
+    )
+    print(f"  critical path  {chain}")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -323,9 +341,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow:
             return EXIT_OK
         state = store.load_run(run_id)
-        if state is None or state.finished:
-            if not store.logs(run_id, stage, action, after_id=last, limit=1):
-                return EXIT_OK
+        finished = state is None or state.finished
+        if finished and not store.logs(run_id, stage, action, after_id=last, limit=1):
+            return EXIT_OK
         time.sleep(0.2)
 
 
@@ -453,6 +471,218 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(demo(args))
 
 
+# -- history tools: replay, export, diff, search, prune (engine/replay.py ... engine/prune.py) --
+def cmd_replay(args: argparse.Namespace) -> int:
+    if not args.json:
+        try:
+            from tui.launch import replay as board_replay  # the UI only loads when wanted
+        except ImportError as exc:
+            sys.stderr.write(
+                f"bakery: the board's replay mode is not available ({exc}); "
+                "use `bakery replay RUN --json [--at SECONDS]`\n"
+            )
+            return EXIT_USAGE
+        return int(board_replay(args))
+    from engine.replay import ReplayError, load_timeline
+
+    try:
+        timeline = load_timeline(args.run, repo=args.repo, state_dir=args.state_dir)
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        at = timeline.duration if args.at is None else args.at
+        _print_json(timeline.state_at(at).to_json())
+    finally:
+        timeline.close()
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.export import ExportError, write_export
+
+    store = _open_store(args)
+    run_id = _resolve(store, args.run)
+    try:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                count = write_export(store, run_id, out)
+            print(f"wrote {count} events and log lines to {args.output}", file=sys.stderr)
+        else:
+            write_export(store, run_id, sys.stdout)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from exc
+    return EXIT_OK
+
+
+def _change_text(c: Any) -> str:
+    from engine.compare import FASTER, SLOWER
+
+    if c.change in (SLOWER, FASTER) and c.delta is not None and c.a and c.a.duration:
+        return f"{c.change} {c.delta:+.1f}s ({c.delta / c.a.duration:+.0%})"
+    return c.change or ""
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from engine.compare import CompareError, compare, last_green_before
+    from engine.printer import human_duration
+
+    store = _open_store(args)
+    if args.b is None:
+        b = _resolve(store, args.a)
+        a = last_green_before(store, b)
+        if a is None:
+            raise UsageError(f"no execution succeeded before {args.a}; name two executions")
+    else:
+        a, b = _resolve(store, args.a), _resolve(store, args.b)
+    target = _split_target(args.action) if args.action else None
+    try:
+        cmp = compare(store, a, b, repo=_repo(args), action=target)
+    except CompareError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        _print_json(cmp.to_json())
+        return EXIT_OK
+    ra, rb = cmp.a, cmp.b
+    na, nb = f"#{ra.number}", f"#{rb.number}"
+    print(
+        f"{na} {ra.status} {str(ra.commit.get('id', ''))[:8]}  ->  "
+        f"{nb} {rb.status} {str(rb.commit.get('id', ''))[:8]}"
+    )
+    print(f"  {'stage/action':<30} {na:<20} {nb:<20} change")
+    for row in cmp.rows:
+        name = row.stage if row.action is None else f"  {row.action}"
+        sides = [
+            f"{(s.status or '-') if s else 'absent':<10} {human_duration(s.duration) if s else '':>8}"
+            for s in (row.a, row.b)
+        ]
+        print(f"  {name[:30]:<30} {sides[0]:<20} {sides[1]:<20} {_change_text(row)}")
+    if cmp.commits is not None and cmp.commits:
+        print(f"commits {na}..{nb} ({len(cmp.commits)}):")
+        for commit in cmp.commits:
+            print(f"  {commit.id[:8]}  {commit.author[:20]:<20} {commit.subject[:70]}")
+    if cmp.commits_note:
+        print(f"commits: {cmp.commits_note}")
+    if cmp.variables:
+        print("variables:")
+        for key, (va, vb) in cmp.variables.items():
+            print(f"  {key}: {va!r} -> {vb!r}")
+    if cmp.log_target is not None:
+        stage, action = cmp.log_target
+        if cmp.log_diff:
+            print(f"log diff {stage}/{action} (timestamps, temporary paths, ids and durations ignored):")
+            for line in cmp.log_diff:
+                print(f"  {line}")
+        else:
+            print(f"log of {stage}/{action}: no difference (timestamps, paths, ids, durations ignored)")
+        if cmp.log_note:
+            print(f"  ({cmp.log_note})")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from engine.sanitize import terminal_safe
+    from engine.search import SearchError, search
+    from engine.state import iso
+
+    store = _open_store(args)
+    run_id = _resolve(store, args.run) if args.run else None
+    text = " ".join(args.text)
+    try:
+        result = search(store, text, limit=args.limit, raw=args.raw, run_id=run_id)
+    except SearchError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        _print_json(result.to_json())
+        return EXIT_OK
+    for h in reversed(result.hits):  # oldest of the shown hits first, the newest last
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.ts))
+        print(f"#{h.number:<5} {h.stage}/{h.action}:{h.line_no}  {stamp}  {terminal_safe(h.text)}")
+    total = f"{result.total}{'+' if result.capped else ''}"
+    if not result.hits:
+        print(f"no log line matches {text!r}")
+        return EXIT_OK
+    print(
+        f"{total} matching lines in {result.executions} execution(s); "
+        f"showing the newest {len(result.hits)}"
+    )
+    first = result.first_seen
+    if first is not None:
+        subject = f" {terminal_safe(first.subject)!r}" if first.subject else ""
+        print(
+            f"first seen in #{first.number} ({first.stage}/{first.action}:{first.line_no}, "
+            f"{iso(first.ts)}) on commit {(first.commit_id or '?')[:8]}{subject}"
+        )
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from engine.prune import PruneError, prune
+
+    store = _open_store(args)
+    try:
+        report = prune(
+            store,
+            keep=args.keep,
+            older_than_days=args.older_than,
+            state_dir=_state_dir(args, _repo(args)),
+            dry_run=args.dry_run,
+            vacuum=args.vacuum,
+        )
+    except PruneError as exc:
+        raise UsageError(str(exc)) from exc
+    verb = "would remove" if report.dry_run else "removed"
+    for r in report.runs:
+        day = time.strftime("%Y-%m-%d", time.localtime(r.created_at))
+        print(f"{verb} #{r.number} {r.pipeline} ({r.status}, {day})")
+    if report.dry_run:
+        print(f"{len(report.runs)} execution(s) would be removed (dry run)")
+    else:
+        print(
+            f"removed {len(report.runs)} execution(s): {report.events} events, "
+            f"{report.lines} log lines, {report.dirs} run directories"
+            + (" (database vacuumed)" if report.vacuumed else "")
+        )
+    return EXIT_OK
+
+
+def _add_history_tools(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add("replay", cmd_replay, "replay an execution (or an export file) on the board, or as JSON")
+    _common(p)
+    p.add_argument("run", metavar="RUN", help="execution number or id, or a file from `bakery export`")
+    p.add_argument("--at", type=float, metavar="SECONDS", help="seconds since the execution was created")
+    p.add_argument("--json", action="store_true", help="print the state at --at (default: the end) as `show --json` does")
+
+    p = add("export", cmd_export, "write an execution's events and log lines as JSON lines")
+    _common(p)
+    p.add_argument("run")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    p = add("diff", cmd_diff, "compare two executions (one: with the last that succeeded before it)")
+    _common(p)
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B", nargs="?")
+    p.add_argument("--action", metavar="STAGE/ACTION", help="also diff this action's log")
+    p.add_argument("--json", action="store_true")
+
+    p = add("search", cmd_search, "search every stored log line (whole words, as one phrase)")
+    _common(p)
+    p.add_argument("text", nargs="+", help="text to find, matched as a phrase")
+    p.add_argument("--raw", action="store_true", help='TEXT is an FTS5 query: error AND NOT warn, "a b" c, modu*, NEAR(a b)')
+    p.add_argument("--run", help="only this execution")
+    p.add_argument("--limit", type=int, default=50, help="at most this many lines (default 50)")
+    p.add_argument("--json", action="store_true")
+
+    p = add("prune", cmd_prune, "delete old finished executions, their logs and run directories")
+    _common(p)
+    p.add_argument("--keep", type=int, metavar="N", help="keep the newest N executions of each pipeline")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="only executions created more than DAYS ago")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.add_argument("--vacuum", action="store_true", help="compact the database file afterwards")
+
+
+# -- end of history tools --------------------------------------------------------------------
+
+
 # -- parser ----------------------------------------------------------------------------------
 def _common(p: argparse.ArgumentParser, *, pipeline: bool = False) -> None:
     p.add_argument("-C", "--repo", default=".", help="the git repository (default: .)")
@@ -543,6 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "open the board on a sample repository in a temporary directory")
     p.add_argument("--keep", action="store_true", help="keep the demo repository afterwards")
+    _add_history_tools(add)  # replay, export, diff, search, prune
     return parser
 
 

@@ -98,14 +98,12 @@ class Engine:
         self._gates: dict[str, StageGates] = {}
         self._approvals: dict[str, asyncio.Future[tuple[str, str, str]]] = {}
         self._background: list[asyncio.Task[None]] = []
-        self._data_version = 0
         self._pipeline_seq = 0
         self.owner = owner_info()
         self.user = whoami(self.repo)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        self._data_version = self.store.data_version()
         last = self.store.events(pipeline_level=True)
         self._pipeline_seq = last[-1].seq if last else 0
         self._background = [
@@ -123,11 +121,7 @@ class Engine:
             await asyncio.wait(tasks, timeout=self.grace + 1.5)
         for task in self._background:
             task.cancel()
-        for task in self._background:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
         self.recorder.flush()
 
@@ -539,10 +533,9 @@ class Engine:
                 continue
 
     async def poll_once(self) -> None:
-        version = self.store.data_version()
-        if version == self._data_version:
+        last_event, last_command = self.store.inbox_marks()
+        if last_event <= self._pipeline_seq and last_command == 0:
             return
-        self._data_version = version
         news = self.store.events(after_seq=self._pipeline_seq, pipeline_level=True)
         if news:
             self._pipeline_seq = news[-1].seq

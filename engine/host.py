@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -91,20 +92,16 @@ class EngineHost:
     def drain(self, limit: int = 100_000) -> list[Published]:
         """Everything published since the last drain (the board calls this on a timer)."""
         items: list[Published] = []
-        try:
+        with contextlib.suppress(queue.Empty):
             while len(items) < limit:
                 items.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
         return items
 
     def stop(self, timeout: float = 15.0) -> None:
         """Close the engine (stopping running executions) and end the thread."""
         if self._loop is None or self.engine is None:
             return
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
             self.call(self.engine.close).result(timeout)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._stopped.wait(timeout)

@@ -6,6 +6,7 @@ standard library so a user's function starts quickly and cannot reach the engine
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -61,10 +62,8 @@ def _call(fn: Any, params: dict[str, str], context: dict[str, Any]) -> Any:
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     result_file = Path(spec["result_file"])
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    except (ValueError, OSError):
-        pass
 
     def reply(obj: dict[str, Any]) -> None:
         result_file.write_text(json.dumps(obj), encoding="utf-8")

@@ -24,8 +24,18 @@ _COLOURS = {
 }
 
 
+_clock_cache: dict[int, str] = {}
+
+
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
+    """HH:MM:SS, cached per second: a flood prints thousands of lines a second."""
+    second = int(ts)
+    text = _clock_cache.get(second)
+    if text is None:
+        if len(_clock_cache) > 4096:
+            _clock_cache.clear()
+        text = _clock_cache[second] = time.strftime("%H:%M:%S", time.localtime(ts))
+    return text
 
 
 def human_duration(seconds: float | None) -> str:
@@ -64,11 +74,15 @@ class LinePrinter:
     def __call__(self, item: Published) -> None:
         if isinstance(item, ev.LogBatch):
             prefix = f"[{item.stage}/{item.action}]"
+            markers = {"stderr": "!", "system": "·"}
+            keep = self.colour
+            out = [
+                f"{clock(line.ts)} {prefix} {markers.get(line.stream, '|')} "
+                f"{terminal_safe(line.text, keep_colour=keep)}\n"
+                for line in item.lines
+            ]
             with self._lock:
-                for line in item.lines:
-                    text = terminal_safe(line.text, keep_colour=self.colour)
-                    marker = "!" if line.stream == "stderr" else "·" if line.stream == "system" else "|"
-                    self.out.write(f"{clock(line.ts)} {prefix} {marker} {text}\n")
+                self.out.write("".join(out))
                 self.out.flush()
             return
         self.event(item)

@@ -21,6 +21,7 @@ Published = ev.Event | ev.LogBatch
 Subscriber = Callable[[Published], None]
 
 FLUSH_INTERVAL = 0.05
+FLUSH_CHUNK = 5000
 
 
 class Recorder:
@@ -34,7 +35,6 @@ class Recorder:
         self._line_no: dict[tuple[str, str, str, int], int] = {}
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._publish_lock = threading.RLock()
 
     # -- subscribers ---------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -42,24 +42,27 @@ class Recorder:
         return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
 
     def _publish(self, item: Published) -> None:
-        with self._publish_lock:
-            for fn in list(self._subscribers):
-                fn(item)
+        """Call every subscriber. They may be called from the flush thread and the loop
+        thread at once, so each must be thread-safe (a queue put, or its own lock)."""
+        for fn in list(self._subscribers):
+            fn(item)
 
     # -- events --------------------------------------------------------------------------
     def emit(self, type_: str, run_id: str | None, **data: Any) -> ev.Event:
-        """Store an event (after the log lines read before it), fold it, publish it."""
-        self.flush()
+        """Store an event, fold it into the live state, publish it.
+
+        Log lines still in the buffer are written by the next flush; they carry their own
+        read times, so replay places them correctly without blocking the loop here.
+        """
         event = ev.Event(type_, run_id, time.time(), data)
-        with self._publish_lock:
-            if type_ == ev.RUN_CREATED:
-                stored = self.store.create_run(event)
-                self.states[str(run_id)] = new_run(stored)
-            else:
-                stored = self.store.append(event)
-                if run_id is not None and run_id in self.states:
-                    apply(self.states[run_id], stored)
-            self._publish(stored)
+        if type_ == ev.RUN_CREATED:
+            stored = self.store.create_run(event)
+            self.states[str(run_id)] = new_run(stored)
+        else:
+            stored = self.store.append(event)
+            if run_id is not None and run_id in self.states:
+                apply(self.states[run_id], stored)
+        self._publish(stored)
         return stored
 
     def adopt(self, state: RunState) -> None:
@@ -103,7 +106,9 @@ class Recorder:
                 batch, self._pending = self._pending, []
             if not batch:
                 return
-            self.store.append_logs(batch)
+            # chunks keep each write transaction short, so an event append never waits long
+            for start in range(0, len(batch), FLUSH_CHUNK):
+                self.store.append_logs(batch[start : start + FLUSH_CHUNK])
             groups: dict[tuple[str, str, str, int], list[ev.LogLine]] = {}
             for line in batch:
                 groups.setdefault((line.run_id, line.stage, line.action, line.attempt), []).append(

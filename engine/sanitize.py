@@ -27,6 +27,8 @@ def _visible(match: re.Match[str]) -> str:
 
 def terminal_safe(text: str, *, keep_colour: bool = False) -> str:
     """Drop escape sequences (keeping SGR colour if asked) and show other controls as ^X."""
+    if text.isprintable():
+        return text
     if "\x1b" in text:
 
         def repl(m: re.Match[str]) -> str:

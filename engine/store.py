@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS logs (
     raw BLOB
 );
 CREATE INDEX IF NOT EXISTS logs_by_source ON logs (source, line_no);
+-- history, replay, compare, search, prune (engine/search.py, engine/prune.py) -----------
+CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (branch, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (commit_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
+    text, content='logs', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+-- logs_fts is filled lazily by engine/search.py from meta 'fts_cursor', never by triggers
+-- (end of history/search block) ---------------------------------------------------------
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY,
     run_id TEXT,
@@ -88,6 +98,7 @@ CREATE TABLE IF NOT EXISTS commands (
     taken_at REAL,
     result TEXT
 );
+CREATE INDEX IF NOT EXISTS commands_untaken ON commands (taken_at, id);
 """
 
 
@@ -149,6 +160,10 @@ class Store:
         self.conn = self._connect()
         if not readonly:
             self._migrate()
+        # Reads go through their own connection: in WAL mode they never wait for a writer,
+        # so the engine's loop is not blocked while a batch of log lines is being written.
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -206,8 +221,13 @@ class Store:
             return True
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self.conn.close()
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -225,6 +245,14 @@ class Store:
         """Changes when another connection (another bakery process) commits."""
         with self._lock:
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def inbox_marks(self) -> tuple[int, int]:
+        """(last pipeline-level event, last untaken command): cheap, never waits for writers."""
+        row = self._read(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id IS NULL),"
+            " (SELECT COALESCE(MAX(id), 0) FROM commands WHERE taken_at IS NULL)"
+        )[0]
+        return int(row[0]), int(row[1])
 
     # -- events --------------------------------------------------------------------------
     def append(self, event: ev.Event) -> ev.Event:
@@ -316,8 +344,7 @@ class Store:
             sql += " AND ts <= ?"
             args.append(until_ts)
         sql += " ORDER BY seq"
-        with self._lock:
-            rows = self.conn.execute(sql, args).fetchall()
+        rows = self._read(sql, args)
         return [ev.Event(t, r, ts, json.loads(data), seq) for seq, r, ts, t, data in rows]
 
     def load_run(self, run_id: str) -> RunState | None:
@@ -354,8 +381,7 @@ class Store:
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
-            rows = self.conn.execute(sql, args).fetchall()
+        rows = self._read(sql, args)
         return [RunSummary(*row) for row in rows]
 
     def resolve_run(self, ref: str, pipeline: str | None = None) -> str:
@@ -504,8 +530,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
-            rows = self.conn.execute(sql, args).fetchall()
+        rows = self._read(sql, args)
         return [
             StoredLine(i, st, ac, at, n, ts, STREAMS[sc] if sc < len(STREAMS) else "stdout", t, r)
             for i, st, ac, at, n, ts, sc, t, r in rows

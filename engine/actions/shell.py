@@ -109,7 +109,8 @@ async def run(ctx: ActionContext) -> Outcome:
     env = base_env(ctx)
     env.update(env_values)
     env["BAKERY_OUTPUT"] = str(output_file)
-    ctx.log(f"$ {ctx.masker.mask(script)}")
+    for i, line in enumerate(ctx.masker.mask(script).rstrip("\n").splitlines() or [""]):
+        ctx.log(("$ " if i == 0 else "  ") + line)
     try:
         result = await run_child(ctx, [*BASH, script], env)
     except ProcessError as exc:

@@ -1,0 +1,79 @@
+"""Shared fixtures: real git repositories in tmp_path, and an isolated Bakery home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada Baker",
+    "GIT_AUTHOR_EMAIL": "ada@bakery.test",
+    "GIT_COMMITTER_NAME": "Ada Baker",
+    "GIT_COMMITTER_EMAIL": "ada@bakery.test",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return proc.stdout.strip()
+
+
+class Repo:
+    """A real git repository for a test, with helpers to write files and commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        git(path, "init", "-q", "-b", "main")
+        git(path, "config", "user.name", "Ada Baker")
+        git(path, "config", "user.email", "ada@bakery.test")
+
+    def write(self, name: str, text: str) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def commit(self, message: str = "change", **files: str) -> str:
+        for name, text in files.items():
+            self.write(name, text)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return git(self.path, "rev-parse", "HEAD")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep every test's settings and git identity away from the developer's own."""
+    monkeypatch.setenv("BAKERY_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("BAKERY_HOME", raising=False)
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    yield
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Repo]:
+    counter = iter(range(1000))
+
+    def make(pipeline: str | None = None, name: str | None = None, **files: str) -> Repo:
+        repo = Repo(tmp_path / (name or f"repo{next(counter)}"))
+        if pipeline is not None:
+            repo.write("bakery.yaml", pipeline)
+        for fname, text in files.items():
+            repo.write(fname, text)
+        repo.commit("first commit")
+        return repo
+
+    return make
