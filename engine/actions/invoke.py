@@ -22,6 +22,7 @@ async def run(ctx: ActionContext) -> Outcome:
     await asyncio.to_thread(prepare_workspace, first, ctx.workspace)
     try:
         params = {k: resolve(v, ctx.scope) for k, v in action.params.items()}
+        env_values = {k: resolve(v, ctx.scope) for k, v in action.env.items()}
     except UnresolvedVariable as exc:
         return Outcome.fail(ev.CONFIGURATION_ERROR, str(exc))
     io_dir = ctx.run_dir / "invoke" / f"{ctx.stage}.{action.name}.{ctx.attempt}"
@@ -46,9 +47,10 @@ async def run(ctx: ActionContext) -> Outcome:
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     ctx.log(f"calling {action.function}({', '.join(f'{k}=…' for k in params)})")
     timeout = action.timeout or DEFAULT_TIMEOUT
+    env = {**base_env(ctx), **env_values}
     try:
         result = await run_child(
-            ctx, [sys.executable, "-m", "engine.invoke_child", str(spec_file)], base_env(ctx)
+            ctx, [sys.executable, "-m", "engine.invoke_child", str(spec_file)], env, timeout
         )
     except ProcessError as exc:
         return Outcome.fail(ev.JOB_FAILED, str(exc))

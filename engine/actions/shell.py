@@ -75,7 +75,9 @@ def describe_failure(result: ProcessResult, timeout: float | None) -> Outcome:
     )
 
 
-async def run_child(ctx: ActionContext, argv: list[str], env: dict[str, str]) -> ProcessResult:
+async def run_child(
+    ctx: ActionContext, argv: list[str], env: dict[str, str], timeout: float | None = None
+) -> ProcessResult:
     """Run one child for the action; cancelling this (abandon) stops its whole tree."""
     cookie = ("BAKERY_JOB_ID", f"{ctx.run_id}.{ctx.stage}.{ctx.action.name}.{ctx.attempt}")
     proc = await ChildProcess.spawn(
@@ -88,7 +90,7 @@ async def run_child(ctx: ActionContext, argv: list[str], env: dict[str, str]) ->
         grace=ctx.grace,
     )
     try:
-        return await proc.wait(timeout=ctx.action.timeout)
+        return await proc.wait(timeout=timeout or ctx.action.timeout)
     except asyncio.CancelledError:
         await asyncio.shield(proc.stop(ctx.grace))
         raise
