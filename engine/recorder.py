@@ -8,6 +8,8 @@ action costs one SQLite commit per ~50 ms instead of one per line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +37,12 @@ class Recorder:
         self._line_no: dict[tuple[str, str, str, int], int] = {}
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._local_pipeline_seqs: set[int] = set()  # pipeline-level events published here
+        # A write the store refused (disk full...): see _store_failed.
+        self.store_error: str | None = None
+        self.lost_lines = 0
+        self._store_error_listeners: list[Callable[[str], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- subscribers ---------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -59,9 +67,17 @@ class Recorder:
             stored = self.store.create_run(event)
             self.states[str(run_id)] = new_run(stored)
         else:
-            stored = self.store.append(event)
+            try:
+                stored = self.store.append(event)
+            except (sqlite3.Error, OSError) as exc:
+                # Not stored (disk full...): the engine fails the execution; the live state
+                # still moves on so it ends cleanly, and the next start settles the store.
+                self._store_failed(exc)
+                stored = event
             if run_id is not None and run_id in self.states:
                 apply(self.states[run_id], stored)
+            elif run_id is None:
+                self._local_pipeline_seqs.add(stored.seq)
         self._publish(stored)
         return stored
 
@@ -72,6 +88,8 @@ class Recorder:
     def publish_external(self, events: Iterable[ev.Event]) -> None:
         """Publish events another process stored (e.g. a transition changed from the CLI)."""
         for event in events:
+            if event.run_id is None and event.seq in self._local_pipeline_seqs:
+                continue  # emitted (and published) by this process already
             if event.run_id is not None and event.run_id in self.states:
                 apply(self.states[event.run_id], event)
             self._publish(event)
@@ -107,8 +125,15 @@ class Recorder:
             if not batch:
                 return
             # chunks keep each write transaction short, so an event append never waits long
-            for start in range(0, len(batch), FLUSH_CHUNK):
-                self.store.append_logs(batch[start : start + FLUSH_CHUNK])
+            written = 0
+            try:
+                for start in range(0, len(batch), FLUSH_CHUNK):
+                    self.store.append_logs(batch[start : start + FLUSH_CHUNK])
+                    written = min(len(batch), start + FLUSH_CHUNK)
+            except (sqlite3.Error, OSError) as exc:
+                # Dropped, not kept: memory stays bounded while the store refuses writes.
+                self._store_failed(exc, lost=len(batch) - written)
+                batch = batch[:written]
             groups: dict[tuple[str, str, str, int], list[ev.LogLine]] = {}
             for line in batch:
                 groups.setdefault((line.run_id, line.stage, line.action, line.attempt), []).append(
@@ -119,6 +144,7 @@ class Recorder:
 
     async def flush_forever(self, interval: float = FLUSH_INTERVAL) -> None:
         """Background task: write buffered lines off the event loop."""
+        self._loop = asyncio.get_running_loop()
         try:
             while True:
                 await asyncio.sleep(interval)
@@ -126,6 +152,30 @@ class Recorder:
                     await asyncio.to_thread(self.flush)
         finally:
             self.flush()
+
+    # -- store failures ------------------------------------------------------------------
+    def on_store_error(self, fn: Callable[[str], None]) -> None:
+        """Call `fn(message)` on the event loop each time the store refuses a write."""
+        self._store_error_listeners.append(fn)
+
+    def _store_failed(self, exc: BaseException, lost: int = 0) -> None:
+        """Remember a refused write and tell the listeners (on the loop's thread)."""
+        self.lost_lines += lost
+        self.store_error = f"the store could not be written ({exc})"
+        message = self.store_error
+        if lost:
+            message += f"; {lost} log line(s) were lost"
+        loop = self._loop
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread (the flush)
+            here = None
+        for fn in list(self._store_error_listeners):
+            if loop is None or here is loop:
+                fn(message)
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(fn, message)
 
     def forget_attempt(self, run_id: str) -> None:
         with self._buffer_lock:
