@@ -1,0 +1,302 @@
+"""The log of one action: a Line-API view that renders only the lines on screen.
+
+Lines live in a compact `LogBuffer`; a line is made terminal-safe and parsed for ANSI colour
+(rich `Text.from_ansi`) only when it is drawn, with a small cache. Follow mode sticks to the
+end while the reader is there; once they scroll up, new lines are counted ("N new lines")
+until they press End (or scroll back down).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.containers import Vertical
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+from engine.sanitize import terminal_safe
+from tui.logbuffer import LogBuffer
+
+if TYPE_CHECKING:
+    from tui.model import LogKey
+
+TS_WIDTH = 13  # "HH:MM:SS.mmm "
+
+
+class LogView(ScrollView, can_focus=True):
+    """Virtualised log lines with follow mode, timestamps and search highlights."""
+
+    COMPONENT_CLASSES = {
+        "logview--timestamp",
+        "logview--match",
+        "logview--current",
+        "logview--stderr",
+        "logview--system",
+        "logview--lineno",
+    }
+
+    BINDINGS = [
+        Binding("end", "follow", "Follow", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+    ]
+
+    class Scrolled(Message):
+        """The reader moved (the pane updates its 'N new lines' note)."""
+
+    def __init__(self, buffer: LogBuffer | None = None, *, timestamps: bool = False,
+                 **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.buffer = buffer or LogBuffer()
+        self.timestamps = timestamps
+        self.following = True
+        self.unseen = 0
+        self.pattern: re.Pattern[str] | None = None
+        self.query_text = ""
+        self.current: int | None = None
+        self._cache: LRUCache[tuple[int, bool], Strip] = LRUCache(512)
+        self._known = 0
+
+    # -- content --------------------------------------------------------------------------
+    def set_buffer(self, buffer: LogBuffer) -> None:
+        self.buffer = buffer
+        self._cache.clear()
+        self._known = 0
+        self.following = True
+        self.unseen = 0
+        self.current = None
+        self.lines_added()
+
+    def _gutter(self) -> int:
+        return TS_WIDTH if self.timestamps else 0
+
+    def _update_virtual_size(self) -> None:
+        width = min(self.buffer.width, 4000) + self._gutter() + 1
+        self.virtual_size = Size(width, len(self.buffer))
+
+    def lines_added(self) -> None:
+        """Called once per drain when the buffer grew (never per line)."""
+        total = len(self.buffer)
+        new = max(0, total - self._known)
+        if total < self._known:  # lines dropped from the head: positions moved
+            self._cache.clear()
+        self._known = total
+        at_end = self.following
+        self._update_virtual_size()
+        if at_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.refresh()
+        else:
+            self.unseen += new
+            self.post_message(self.Scrolled())
+        if new and at_end:
+            self.refresh()
+
+    def set_timestamps(self, on: bool) -> None:
+        self.timestamps = on
+        self._cache.clear()
+        self._update_virtual_size()
+        self.refresh()
+
+    def clear_caches(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    # -- scrolling --------------------------------------------------------------------------
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        at_end = new >= self.max_scroll_y - 0.5
+        if at_end and not self.following:
+            self.following = True
+            self.unseen = 0
+            self.post_message(self.Scrolled())
+        elif not at_end and self.following and new < old:
+            self.following = False
+            self.post_message(self.Scrolled())
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.unseen = 0
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.post_message(self.Scrolled())
+
+    def go_to(self, index: int) -> None:
+        """Show line `index` near the top third and stop following."""
+        self.following = index >= len(self.buffer) - 1
+        target = max(0, index - max(1, self.size.height // 3))
+        self.scroll_to(y=target, animate=False, immediate=True)
+        self.refresh()
+        self.post_message(self.Scrolled())
+
+    # -- search -----------------------------------------------------------------------------
+    def set_search(self, query: str) -> re.Pattern[str] | None:
+        self.pattern = re.compile(re.escape(query), re.IGNORECASE) if query else None
+        self.query_text = query
+        self.current = None
+        self._cache.clear()
+        self.refresh()
+        return self.pattern
+
+    def search(self, backwards: bool = False) -> int | None:
+        """Move to the next (or previous) matching line; wraps around once."""
+        if self.pattern is None or not len(self.buffer):
+            return None
+        if self.current is None:
+            start = int(self.scroll_y) if backwards is False else int(self.scroll_y + self.size.height)
+        else:
+            start = self.current + (-1 if backwards else 1)
+        found = self.buffer.find(self.pattern, start, backwards=backwards)
+        if found is None:
+            wrap = len(self.buffer) - 1 if backwards else 0
+            found = self.buffer.find(self.pattern, wrap, backwards=backwards)
+        if found is not None:
+            self.current = found
+            self._cache.clear()
+            self.go_to(found)
+        return found
+
+    def first_error(self) -> int | None:
+        found = self.buffer.first_error()
+        if found is not None:
+            self.current = found
+            self._cache.clear()
+            self.go_to(found)
+        return found
+
+    # -- drawing ----------------------------------------------------------------------------
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self.rich_style
+        if index >= len(self.buffer):
+            return Strip.blank(width, base)
+        key = (index, index == self.current)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._build(index, base)
+            self._cache[key] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+
+    def _build(self, index: int, base: Style) -> Strip:
+        raw = self.buffer.line(index)
+        safe = terminal_safe(raw, keep_colour=True).expandtabs()
+        text = Text.from_ansi(safe, no_wrap=True, end="") if "\x1b" in safe else Text(safe, no_wrap=True, end="")
+        stream = self.buffer.stream(index)
+        if stream == "stderr" and not text.spans:
+            text.stylize(self.get_component_rich_style("logview--stderr", partial=True))
+        elif stream == "system":
+            text.stylize(self.get_component_rich_style("logview--system", partial=True))
+        if self.pattern is not None:
+            match_style = self.get_component_rich_style(
+                "logview--current" if index == self.current else "logview--match", partial=True
+            )
+            for m in self.pattern.finditer(text.plain):
+                text.stylize(match_style, m.start(), m.end())
+        if self.timestamps:
+            ts = self.buffer.ts(index)
+            stamp = time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int((ts % 1) * 1000):03d} "
+            text = Text.assemble(
+                (stamp, self.get_component_rich_style("logview--timestamp", partial=True)), text
+            )
+        segments = [
+            Segment(s.text, base + s.style if s.style else base)
+            for s in text.render(self.app.console)
+        ]
+        return Strip(segments, text.cell_len)
+
+
+class LogPane(Vertical):
+    """A titled LogView with a status line (follow state, new lines, search)."""
+
+    ALLOW_MAXIMIZE = True
+
+    class Chosen(Message):
+        def __init__(self, pane: LogPane) -> None:
+            super().__init__()
+            self.pane = pane
+
+    def __init__(self, key: LogKey | None, buffer: LogBuffer, *, title: str = "",
+                 timestamps: bool = False, **kwargs: object) -> None:
+        super().__init__(classes="log-pane", **kwargs)  # type: ignore[arg-type]
+        self.key = key
+        self._buffer = buffer
+        self._title = title
+        self._timestamps = timestamps
+        self.note = ""
+        self.view = LogView(buffer, timestamps=timestamps, classes="log-view")
+        self._title_widget = Static(title, classes="log-title")
+        self._status = Static("", classes="log-status")
+
+    def compose(self) -> ComposeResult:
+        yield self._title_widget
+        yield self.view
+        yield self._status
+
+    def on_mount(self) -> None:
+        self.view.lines_added()
+        self.update_status()
+
+    def set_title(self, title: str) -> None:
+        if title != self._title:
+            self._title = title
+            self._title_widget.update(title)
+
+    def bind(self, key: LogKey | None, buffer: LogBuffer, title: str) -> None:
+        self.key = key
+        self._buffer = buffer
+        self.set_title(title)
+        self.view.set_buffer(buffer)
+        self.update_status()
+
+    def lines_added(self) -> None:
+        self.view.lines_added()
+        self.update_status()
+
+    def update_status(self) -> None:
+        view = self.view
+        parts: list[str] = []
+        if view.buffer.loading:
+            parts.append("loading…")
+        total = len(view.buffer)
+        if view.buffer.dropped:
+            parts.append(f"{view.buffer.dropped:,} early lines not kept (bakery logs has them)")
+        if view.following:
+            parts.append(f"{total:,} lines · following")
+        elif view.unseen:
+            parts.append(f"↓ {view.unseen:,} new lines (End to follow)")
+        else:
+            parts.append(f"{total:,} lines · paused (End to follow)")
+        if view.pattern is not None:
+            where = f"line {view.current + 1 + view.buffer.dropped:,}" if view.current is not None else "no match"
+            parts.append(f"/{view.query_text} · {where}")
+        if self.note:
+            parts.append(self.note)
+        status = self._status
+        status.update("  ·  ".join(parts))
+        status.set_class(bool(view.unseen) and not view.following, "-unseen")
+
+    def on_log_view_scrolled(self, message: LogView.Scrolled) -> None:
+        message.stop()
+        self.update_status()
+
+    def on_click(self) -> None:
+        self.post_message(self.Chosen(self))
