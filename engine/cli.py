@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -203,7 +204,7 @@ async def _run_headless(args: argparse.Namespace) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await engine.close()
+        await engine.close(keep_approvals=True)  # a resumed approval still waits afterwards
     if args.json:
         _print_json(state.to_json())
     return EXIT_OK if state.status == ev.SUCCEEDED else EXIT_FAILED
@@ -581,12 +582,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from engine.sanitize import terminal_safe
-    from engine.search import SearchError, search
+    from engine.search import SearchError, pending_lines, search
     from engine.state import iso
 
     store = _open_store(args)
     run_id = _resolve(store, args.run) if args.run else None
     text = " ".join(args.text)
+    if pending_lines(store) > 100_000:
+        print("bakery: indexing new log lines for search (only once)...", file=sys.stderr)
     try:
         result = search(store, text, limit=args.limit, raw=args.raw, run_id=run_id)
     except SearchError as exc:
@@ -792,6 +795,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except sqlite3.Error as exc:  # a damaged store, a full disk: say so, no traceback
+        hint = (
+            ""
+            if isinstance(exc, sqlite3.OperationalError)
+            else "; `bakery run` moves a damaged store aside and starts a new one"
+        )
+        sys.stderr.write(f"bakery: the store could not be used ({exc}){hint}\n")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ class Engine:
                 self.notices.append(notice)
         self.store = store
         self.recorder = Recorder(store)
+        self.recorder.on_store_error(self._on_store_error)
         self.grace = grace
         self.executions: dict[str, Execution] = {}
         self.pipelines: dict[str, PipelineState] = {}
@@ -110,11 +111,22 @@ class Engine:
             asyncio.create_task(self.recorder.flush_forever(), name="bakery-flush"),
             asyncio.create_task(self._poll_forever(), name="bakery-poll"),
         ]
+        from engine.search import attach_indexer  # index finished runs' logs for search
 
-    async def close(self, comment: str = "bakery exited") -> None:
-        """Stop what still runs (TERM, grace, KILL), write everything, end background work."""
+        self.indexer = attach_indexer(self.recorder)
+
+    async def close(self, comment: str = "bakery exited", *, keep_approvals: bool = False) -> None:
+        """Stop what still runs (TERM, grace, KILL), write everything, end background work.
+
+        With `keep_approvals`, an execution whose only unfinished work is a waiting approval
+        is left InProgress (the next start resumes it, its timeout still counting) instead
+        of being stopped: `bakery run` must not end someone's pending approval on its way out.
+        """
         live = [ex for ex in self.executions.values() if not ex.state.finished]
         for ex in live:
+            if keep_approvals and ex.stop_mode is None and _waits_only_for_approvals(ex.state):
+                ex.detach()
+                continue
             await self.stop(ex.run_id, mode="abandon", comment=comment, by=self.user)
         tasks = [ex.task for ex in live if ex.task is not None]
         if tasks:
@@ -124,6 +136,11 @@ class Engine:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
         self.recorder.flush()
+
+    def _on_store_error(self, message: str) -> None:
+        """The store refused a write (disk full...): fail what runs, clearly, never hang."""
+        for ex in list(self.executions.values()):
+            ex.fail_store(message)
 
     def run_dir(self, run_id: str) -> Path:
         return self.state_dir / "runs" / run_id
@@ -495,10 +512,7 @@ class Engine:
         version = self.pipeline_state(pipeline.name).version
         if version != state.pipeline_version:
             return False
-        running = [a for a in state.actions() if a.status == ev.IN_PROGRESS]
-        return bool(running) and all(
-            a.category == Category.APPROVAL.value and a.approval is not None for a in running
-        )
+        return _waits_only_for_approvals(state)
 
     def _interrupt(self, state: RunState, killed: int) -> None:
         pid = (state.owner or {}).get("pid", "?")
@@ -545,7 +559,13 @@ class Engine:
             self.recorder.publish_external(news)
             for gates in self._gates.values():
                 await gates.poke()
-        live = [rid for rid, ex in self.executions.items() if not ex.state.finished]
+        live = [
+            rid
+            for rid, ex in self.executions.items()
+            if not ex.state.finished
+            # a resumed execution takes answers once its approvals wait again (not before)
+            and all(a.approval.token in self._approvals for a in ex.state.pending_approvals())  # type: ignore[union-attr]
+        ]
         for command in self.store.take_commands(live):
             try:
                 result = await self._execute(command.run_id or "", command.kind, command.payload)
@@ -571,6 +591,14 @@ class Engine:
                 by=payload.get("by"),
             )
         raise ControlError(f"unknown command {kind!r}")
+
+
+def _waits_only_for_approvals(state: RunState) -> bool:
+    """Whether the execution's only running actions are approvals waiting for an answer."""
+    running = [a for a in state.actions() if a.status == ev.IN_PROGRESS]
+    return bool(running) and all(
+        a.category == Category.APPROVAL.value and a.approval is not None for a in running
+    )
 
 
 def load_state(store: Store, run_id: str) -> RunState | None:

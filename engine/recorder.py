@@ -12,18 +12,29 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.state import RunState, apply, new_run
 from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.process import OutputLine
 
 Published = ev.Event | ev.LogBatch
 Subscriber = Callable[[Published], None]
 
 FLUSH_INTERVAL = 0.05
 FLUSH_CHUNK = 5000
+
+MAX_PENDING_LINES = 50_000
+MAX_PENDING_BATCHES = 256
+"""Back-pressure: past this many buffered lines (or batches, each at most one 64 KiB read)
+a child's reader waits for the writer (see `wait_for_room`), so a flood that outruns SQLite
+is held in the pipe (the child blocks on write) instead of growing memory without bound."""
+
+_new_tuple = tuple.__new__
 
 
 class Recorder:
@@ -34,6 +45,8 @@ class Recorder:
         self.states: dict[str, RunState] = {}
         self._subscribers: list[Subscriber] = []
         self._pending: list[ev.LogLine] = []
+        self._pending_batches = 0
+        self._flushing = False  # flush_forever runs: waiting for room is safe
         self._line_no: dict[tuple[str, str, str, int], int] = {}
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -113,6 +126,43 @@ class Recorder:
                     ev.LogLine(run_id, stage, action, attempt, n, ts, stream, text, raw)
                 )
             self._line_no[key] = n
+            self._pending_batches += 1
+
+    def log_output(
+        self, run_id: str, stage: str, action: str, attempt: int, lines: Sequence[OutputLine]
+    ) -> None:
+        """`log` for a child's OutputLines, without a tuple per line in between.
+
+        At a million lines every per-line object counts: the LogLine tuples are built
+        directly (tuple.__new__ skips NamedTuple's keyword handling).
+        """
+        if not lines:
+            return
+        LogLine = ev.LogLine
+        key = (run_id, stage, action, attempt)
+        with self._buffer_lock:
+            n = self._line_no.get(key, 0)
+            self._pending.extend(
+                [
+                    _new_tuple(
+                        LogLine, (run_id, stage, action, attempt, i, ln.ts, ln.stream, ln.text, ln.raw)
+                    )
+                    for i, ln in enumerate(lines, n + 1)
+                ]
+            )
+            self._line_no[key] = n + len(lines)
+            self._pending_batches += 1
+
+    def congested(self) -> bool:
+        """Whether readers should wait for the writer before reading more output."""
+        return self._flushing and (
+            len(self._pending) > MAX_PENDING_LINES or self._pending_batches > MAX_PENDING_BATCHES
+        )
+
+    async def wait_for_room(self) -> None:
+        """Return once the buffer is below its bound (at once when it is, or when no writer runs)."""
+        while self.congested():
+            await asyncio.sleep(0.005)
 
     def system_line(self, run_id: str, stage: str, action: str, attempt: int, text: str) -> None:
         """A line Bakery itself adds to an action's log (command, exit status, notes)."""
@@ -122,6 +172,7 @@ class Recorder:
         with self._write_lock:
             with self._buffer_lock:
                 batch, self._pending = self._pending, []
+                self._pending_batches = 0
             if not batch:
                 return
             # chunks keep each write transaction short, so an event append never waits long
@@ -145,12 +196,14 @@ class Recorder:
     async def flush_forever(self, interval: float = FLUSH_INTERVAL) -> None:
         """Background task: write buffered lines off the event loop."""
         self._loop = asyncio.get_running_loop()
+        self._flushing = True
         try:
             while True:
                 await asyncio.sleep(interval)
                 if self._pending:
                     await asyncio.to_thread(self.flush)
         finally:
+            self._flushing = False
             self.flush()
 
     # -- store failures ------------------------------------------------------------------

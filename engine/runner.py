@@ -51,6 +51,8 @@ class Execution:
         self.stop_mode: str | None = None
         self.running: dict[str, asyncio.Task[Outcome]] = {}
         self.task: asyncio.Task[None] | None = None
+        self.store_error: str | None = None  # the store refused a write: see fail_store
+        self.detached = False  # left InProgress for the next start: see detach
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -96,6 +98,9 @@ class Execution:
                 self.emit(ev.RUN_STATUS, status=ev.IN_PROGRESS)
             for index in range(start, len(self.pipeline.stages)):
                 stage = self.pipeline.stages[index]
+                if self.store_error is not None:
+                    self._finish_store_failed()
+                    return
                 if not await gates.enter(self, stage.name):
                     if self.stop_mode:
                         self._finish_stopped()
@@ -138,7 +143,7 @@ class Execution:
                     return
             self.emit(ev.RUN_STATUS, status=ev.SUCCEEDED)
         except asyncio.CancelledError:
-            if not self.state.finished:
+            if not self.state.finished and not self.detached:
                 self._finish_stopped()
             raise
         except Exception as exc:  # noqa: BLE001 - never let a bug leave a run InProgress
@@ -219,17 +224,62 @@ class Execution:
             if outcome.status == ev.SUCCEEDED:
                 outcome = await self._store_outputs(ctx, outcome)
         except asyncio.CancelledError:
+            if self.detached:
+                raise  # nothing recorded: the next start resumes the waiting approval
             outcome = Outcome(
                 ev.ABANDONED,
                 {"type": ev.INTERRUPTED, "message": "abandoned by a stop"},
             )
+            outcome = self._store_failure(outcome)
             self._record_outcome(stage, action, outcome)
             return outcome
         except Exception as exc:  # noqa: BLE001 - an action bug fails the action, not bakery
             ctx.log("internal error:\n" + "".join(traceback.format_exception(exc)))
             outcome = Outcome.fail("InternalError", f"{type(exc).__name__}: {exc}")
+        outcome = self._store_failure(outcome)
         self._record_outcome(stage, action, outcome)
         return outcome
+
+    def _store_failure(self, outcome: Outcome) -> Outcome:
+        """An action that ran while the store refused writes fails: its record is incomplete."""
+        if self.store_error is None:
+            return outcome
+        return Outcome.fail(
+            "InternalError",
+            f"{self.store_error}; the action was stopped",
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+        )
+
+    def detach(self) -> None:
+        """Let go of an execution that only waits for approvals, recording nothing.
+
+        It stays InProgress with its approvals pending; its owner (this process) is about
+        to exit, so the next start resumes it (Engine.recover).
+        """
+        self.detached = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def fail_store(self, message: str) -> None:
+        """The store refused a write (disk full...): stop the running actions, fail them."""
+        if self.store_error is not None or self.state.finished:
+            return
+        self.store_error = message
+        for task in list(self.running.values()):
+            task.cancel()
+
+    def _finish_store_failed(self) -> None:
+        if self.state.finished:
+            return
+        for s in self.state.stages:
+            if s.status == ev.IN_PROGRESS:
+                self.emit(ev.STAGE_STATUS, stage=s.name, status=ev.FAILED)
+        self.emit(
+            ev.RUN_STATUS,
+            status=ev.FAILED,
+            error={"type": "InternalError", "message": str(self.store_error)},
+        )
 
     def _record_outcome(self, stage: Stage, action: Action, outcome: Outcome) -> None:
         data: dict[str, Any] = {

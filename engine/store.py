@@ -84,6 +84,8 @@ CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (branch, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (commit_id);
+CREATE INDEX IF NOT EXISTS runs_by_number ON runs (number);
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (created_at) WHERE finished_at IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
     text, content='logs', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
@@ -159,7 +161,11 @@ class Store:
         self._sources: dict[tuple[str, str, str, int], int] = {}
         self.conn = self._connect()
         if not readonly:
-            self._migrate()
+            try:
+                self._migrate()
+            except BaseException:
+                self.conn.close()  # a refused or damaged file keeps no handle (nor -wal/-shm)
+                raise
         # Reads go through their own connection: in WAL mode they never wait for a writer,
         # so the engine's loop is not blocked while a batch of log lines is being written.
         self._reader = self._connect()
@@ -171,11 +177,16 @@ class Store:
         conn = sqlite3.connect(
             self.path, timeout=10.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if not self.readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if not self.readonly:
+                # journal_mode = WAL is set by _migrate once the schema version is known to be
+                # ours: it rewrites the file header, and a newer Bakery's file stays unchanged
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = OFF")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _migrate(self) -> None:
@@ -194,6 +205,7 @@ class Store:
                     f"{self.path} was written by a newer Bakery (schema {version}, this one "
                     f"knows {SCHEMA_VERSION}); it was left unchanged. Upgrade Bakery to use it."
                 )
+            self.conn.execute("PRAGMA journal_mode = WAL")  # persistent: the reader gets it too
             if version == SCHEMA_VERSION:
                 return
             with self.transaction():
@@ -601,13 +613,24 @@ def open_store(state_dir: str | Path) -> tuple[Store, str | None]:
     written by a newer Bakery raises StoreError and is left exactly as it was.
     """
     path = Path(state_dir) / DB_NAME
+    store: Store | None = None
     try:
         store = Store(path)
         store.check()
         return store, None
     except sqlite3.DatabaseError as exc:
+        if store is not None:
+            store.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            # full disk, locked by another process, no permission: the file is not damaged
+            # and must not be moved aside
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = path.with_name(f"{DB_NAME}.damaged-{stamp}")
+        for n in range(2, 1000):  # never overwrite an earlier damaged copy
+            if not any(Path(str(aside) + x).exists() for x in ("", "-wal", "-shm")):
+                break
+            aside = path.with_name(f"{DB_NAME}.damaged-{stamp}-{n}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(path) + suffix)
             if src.exists():

@@ -41,13 +41,7 @@ class ActionContext:
         self.recorder.system_line(self.run_id, self.stage, self.action.name, self.attempt, text)
 
     def on_output(self, lines: list[OutputLine]) -> None:
-        self.recorder.log(
-            self.run_id,
-            self.stage,
-            self.action.name,
-            self.attempt,
-            [(line.ts, line.stream, line.text, line.raw) for line in lines],
-        )
+        self.recorder.log_output(self.run_id, self.stage, self.action.name, self.attempt, lines)
 
     @property
     def artifacts_dir(self) -> Path:

@@ -11,10 +11,26 @@ from engine import events as ev
 from engine.actions.artifacts import prepare_workspace
 from engine.actions.base import ActionContext, Outcome
 from engine.process import ChildProcess, ProcessError, ProcessResult
-from engine.variables import UnresolvedVariable, resolve, resolve_shell
+from engine.variables import UnresolvedVariable, resolve, resolve_shell, resolve_shell_env
 
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
 _OUTPUT_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+LOG_LIMIT_ENV = "BAKERY_LOG_LIMIT"
+DEFAULT_LOG_LIMIT = 64 * 2**20
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def log_limit() -> int:
+    """Bytes of output stored per action: `$BAKERY_LOG_LIMIT` (`4M`, `512K`, `1G`) or 64 MiB.
+
+    Past the limit the output is drained and dropped (the action keeps running), as GitLab
+    does; an unreadable value falls back to the default rather than failing every action.
+    """
+    m = _SIZE.match(os.environ.get(LOG_LIMIT_ENV, ""))
+    if not m or int(m.group(1)) <= 0:
+        return DEFAULT_LOG_LIMIT
+    return int(m.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2).lower()]
 
 
 def base_env(ctx: ActionContext) -> dict[str, str]:
@@ -88,12 +104,18 @@ async def run_child(
         on_output=ctx.on_output,
         masker=ctx.masker,
         grace=ctx.grace,
+        max_log_bytes=log_limit(),
     )
     try:
         return await proc.wait(timeout=timeout or ctx.action.timeout)
     except asyncio.CancelledError:
+        # Abandoned (a stop, bakery closing): end the whole tree (TERM, grace, KILL, sweep)
+        # and report how it ended, so the action records the signal that ended it.
         await asyncio.shield(proc.stop(ctx.grace))
-        raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return await asyncio.shield(proc.wait())
 
 
 async def run(ctx: ActionContext) -> Outcome:
@@ -101,7 +123,9 @@ async def run(ctx: ActionContext) -> Outcome:
     first = ctx.inputs.get(action.inputs[0]) if action.inputs else None
     await asyncio.to_thread(prepare_workspace, first, ctx.workspace)
     try:
-        script = resolve_shell(action.run or "", ctx.scope)
+        script = resolve_shell(action.run or "", ctx.scope)  # shown in the log
+        # what runs: values travel in the environment and never become script text
+        run_script, ref_env = resolve_shell_env(action.run or "", ctx.scope)
         env_values = {k: resolve(v, ctx.scope) for k, v in action.env.items()}
     except UnresolvedVariable as exc:
         return Outcome.fail(ev.CONFIGURATION_ERROR, str(exc))
@@ -110,11 +134,12 @@ async def run(ctx: ActionContext) -> Outcome:
     output_file.unlink(missing_ok=True)
     env = base_env(ctx)
     env.update(env_values)
+    env.update(ref_env)
     env["BAKERY_OUTPUT"] = str(output_file)
     for i, line in enumerate(ctx.masker.mask(script).rstrip("\n").splitlines() or [""]):
         ctx.log(("$ " if i == 0 else "  ") + line)
     try:
-        result = await run_child(ctx, [*BASH, script], env)
+        result = await run_child(ctx, [*BASH, run_script], env)
     except ProcessError as exc:
         return Outcome.fail(ev.JOB_FAILED, str(exc))
     variables = {k: ctx.masker.mask(v) for k, v in read_output_variables(output_file).items()}
