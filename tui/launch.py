@@ -137,7 +137,7 @@ def demo(args: argparse.Namespace) -> int:
         _run_app(app, controller, grace)
     finally:
         if getattr(args, "keep", False):
-            print(f"the demo repository is kept in {root / 'greeter'}")
+            print(f"the demo repository is kept in {root / 'bakeshop'}")
         else:
             shutil.rmtree(root, ignore_errors=True)
     return EXIT_OK

@@ -14,6 +14,6 @@ for root in sys.argv[1:]:
                 print(f"{path}:{number}: line longer than 100 characters")
                 problems += 1
         print(f"checked {path}")
-        time.sleep(0.2)
+        time.sleep(0.4)
 print(f"{problems} problem(s)")
 sys.exit(1 if problems else 0)

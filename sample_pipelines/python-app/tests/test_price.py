@@ -13,7 +13,7 @@ class PriceTest(unittest.TestCase):
         self.assertEqual(price("sponge"), 12.5)
 
     def test_baker_dozen(self) -> None:
-        time.sleep(0.5)
+        time.sleep(1.5)  # a slow test, so the demo shows two actions running side by side
         self.assertEqual(price("croissant", 12), 24.2)
 
     def test_negative(self) -> None:
