@@ -51,6 +51,9 @@ DISCARD_CHUNK = 1024 * 1024
 DRAIN_SECONDS = 0.3
 """How long readers may keep reading after the child exited and its group was killed."""
 
+THROTTLE_PAUSE = 0.005
+"""How often a paused reader asks `throttle` again."""
+
 SWEEP_ROUNDS = 10
 SWEEP_PAUSE = 0.02
 """A sweep is repeated (at most SWEEP_ROUNDS times, SWEEP_PAUSE apart) until it finds nobody."""
@@ -177,6 +180,7 @@ class ChildProcess:
     """
 
     pid: int
+    _throttle: Callable[[], bool] | None = None
 
     def __init__(self) -> None:  # use spawn()
         raise TypeError("use `await ChildProcess.spawn(...)`")
@@ -194,12 +198,16 @@ class ChildProcess:
         max_log_bytes: int = 64 * 2**20,
         grace: float = 5.0,
         sweep_on_exit: bool = True,
+        throttle: Callable[[], bool] | None = None,
     ) -> ChildProcess:
         """Start `argv` in its own session and begin reading and supervising it.
 
         `env` is the complete environment (plus the cookie variable); `on_output` gets one
         batch of lines per chunk read and must not block. With `sweep_on_exit`, processes
         still carrying the cookie when the child exits are killed, as GitHub does at job end.
+        `throttle`, when given, is asked after each batch whether the consumer is full; while
+        it says so (and the child still runs) the reader pauses, so a flood waits in the pipe
+        (the child blocks on write) instead of in memory: the recorder's back-pressure.
         Raises ProcessError when the child cannot be started.
         """
         _check_spawn_args(argv, cwd, cookie)
@@ -240,6 +248,7 @@ class ChildProcess:
             sweep_on_exit,
         )
         self._started = started
+        self._throttle = throttle
         return self
 
     def _setup(
@@ -429,6 +438,10 @@ class ChildProcess:
                     pass
                 break
             self._deliver(name, splitter.feed(chunk), time.time())
+            throttle = self._throttle
+            # once the child exited only the pipe's last bytes are left: drain them at once
+            while throttle is not None and throttle() and not self._protocol.exited.done():
+                await asyncio.sleep(THROTTLE_PAUSE)
         self._deliver(name, splitter.flush(), time.time())
 
     def _deliver(self, stream: str, lines: list[bytes], ts: float) -> None:

@@ -31,7 +31,7 @@ FLUSH_CHUNK = 5000
 MAX_PENDING_LINES = 50_000
 MAX_PENDING_BATCHES = 256
 """Back-pressure: past this many buffered lines (or batches, each at most one 64 KiB read)
-a child's reader waits for the writer (see `wait_for_room`), so a flood that outruns SQLite
+a child's reader waits for the writer (`congested`, engine.process's `throttle`), so a flood that outruns SQLite
 is held in the pipe (the child blocks on write) instead of growing memory without bound."""
 
 _new_tuple = tuple.__new__
@@ -118,6 +118,9 @@ class Recorder:
     ) -> None:
         """Number and buffer lines of (ts, stream, text, raw); they are stored on the next flush."""
         key = (run_id, stage, action, attempt)
+        if key not in self._line_no:
+            # an attempt resumed by a later bakery process continues its numbering
+            self._line_no[key] = self.store.last_line_no(*key)
         with self._buffer_lock:
             n = self._line_no.get(key, 0)
             for ts, stream, text, raw in lines:
@@ -140,6 +143,9 @@ class Recorder:
             return
         LogLine = ev.LogLine
         key = (run_id, stage, action, attempt)
+        if key not in self._line_no:
+            # an attempt resumed by a later bakery process continues its numbering
+            self._line_no[key] = self.store.last_line_no(*key)
         with self._buffer_lock:
             n = self._line_no.get(key, 0)
             self._pending.extend(
@@ -154,15 +160,12 @@ class Recorder:
             self._pending_batches += 1
 
     def congested(self) -> bool:
-        """Whether readers should wait for the writer before reading more output."""
+        """Whether readers should wait for the writer before reading more output.
+
+        Only while flush_forever runs: without a writer nobody would ever make room."""
         return self._flushing and (
             len(self._pending) > MAX_PENDING_LINES or self._pending_batches > MAX_PENDING_BATCHES
         )
-
-    async def wait_for_room(self) -> None:
-        """Return once the buffer is below its bound (at once when it is, or when no writer runs)."""
-        while self.congested():
-            await asyncio.sleep(0.005)
 
     def system_line(self, run_id: str, stage: str, action: str, attempt: int, text: str) -> None:
         """A line Bakery itself adds to an action's log (command, exit status, notes)."""
@@ -217,7 +220,7 @@ class Recorder:
         self.store_error = f"the store could not be written ({exc})"
         message = self.store_error
         if lost:
-            message += f"; {lost} log line(s) were lost"
+            message += "; log lines were lost"
         loop = self._loop
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()

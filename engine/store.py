@@ -7,6 +7,7 @@ changes it, so listing 10,000 executions needs no fold, and it can always be reb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -247,11 +248,14 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
                 self.conn.execute("COMMIT")
+            except BaseException:
+                # A full disk makes SQLite roll back by itself; a failed COMMIT may leave the
+                # transaction open. End it either way and keep the original error.
+                if self.conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                raise
 
     def data_version(self) -> int:
         """Changes when another connection (another bakery process) commits."""
@@ -508,6 +512,15 @@ class Store:
                 "INSERT INTO logs (source, line_no, ts, stream, text, raw) VALUES (?,?,?,?,?,?)",
                 rows,
             )
+
+    def last_line_no(self, run_id: str, stage: str, action: str, attempt: int) -> int:
+        """The highest line number stored for one action attempt (0 when none)."""
+        row = self._read(
+            "SELECT COALESCE(MAX(l.line_no), 0) FROM logs l JOIN log_sources s ON s.id = l.source"
+            " WHERE s.run_id = ? AND s.stage = ? AND s.action = ? AND s.attempt = ?",
+            (run_id, stage, action, attempt),
+        )
+        return int(row[0][0])
 
     def logs(
         self,

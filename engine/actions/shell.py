@@ -105,6 +105,7 @@ async def run_child(
         masker=ctx.masker,
         grace=ctx.grace,
         max_log_bytes=log_limit(),
+        throttle=ctx.recorder.congested,
     )
     try:
         return await proc.wait(timeout=timeout or ctx.action.timeout)

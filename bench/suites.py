@@ -1,0 +1,375 @@
+"""The benchmarks. Each returns table rows: a figure, its same-run baseline, the target.
+
+Whole-process figures (overhead, startup, logs, history) time `bakery` as a user runs it.
+In-process figures (trigger, replay, board) run in `bench/worker.py`, in a fresh interpreter
+of their own, so one benchmark's memory or threads never colour another's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BAKERY,
+    ROOT,
+    Row,
+    Scratch,
+    bench_env,
+    interleave,
+    make_repo,
+    median,
+    pipeline_yaml,
+    run_timed,
+    store_counts,
+)
+
+
+class Config:
+    def __init__(self, quick: bool, rounds: int | None) -> None:
+        self.quick = quick
+        self.rounds = rounds or (3 if quick else 5)
+
+
+def _worker(name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> Any:
+    """Run one in-process benchmark in bench/worker.py; it prints one JSON object."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "worker.py"), name, *args],
+        cwd=ROOT,
+        env=env or bench_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {name} failed:\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}")
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+# -- overhead ----------------------------------------------------------------------------------
+def _baseline_script(repo: Path, work: Path, stages: list[list[tuple[str, str, int]]]) -> str:
+    """The same commands as one `bash -c` per action, same order and parallelism.
+
+    The source action's counterpart is the `git archive | tar -x` it runs; each action's
+    output goes to a file (Bakery stores every line).
+    """
+    lines = [
+        "set -e",
+        f"mkdir -p {work}/src {work}/out",
+        f"git -C {repo} archive --format=tar HEAD | tar -x -C {work}/src",
+    ]
+    for s, actions in enumerate(stages):
+        for order in sorted({o for _, _, o in actions}):
+            for name, command, o in actions:
+                if o == order:
+                    quoted = command.replace("'", "'\\''")
+                    lines.append(f"bash -c '{quoted}' > {work}/out/{s}-{name}.log 2>&1 &")
+            lines.append("wait")
+    return "\n".join(lines) + "\n"
+
+
+def _overhead_case(
+    cfg: Config, label: str, stages: list[list[tuple[str, str, int]]], slug: str
+) -> list[Row]:
+    n_actions = 1 + sum(len(s) for s in stages)  # the Source action counts as one
+    with Scratch("overhead") as tmp:
+        repo = make_repo(tmp.path / "repo", pipeline_yaml(f"overhead-{slug}", stages))
+        state = tmp.path / "state"
+        env = bench_env(state)
+        script = tmp.path / "baseline.sh"
+        script.write_text(_baseline_script(repo, tmp.path / "work", stages))
+
+        def bakery() -> float:
+            return run_timed([*BAKERY, "run", "--plain", "-C", str(repo)], env=env).wall
+
+        def baseline() -> float:
+            return run_timed(["bash", str(script)], env=env).wall
+
+        bakery()  # warm the page cache and the .pyc files; not counted
+        b, base = interleave(cfg.rounds, bakery, baseline)
+        counts = store_counts(state / "bakery.db")
+    mb, mbase = median(b), median(base)
+    per_action_ms = (mb - mbase) / n_actions * 1000
+    persisted = counts["runs"] == cfg.rounds + 1 and counts["log_lines"] >= (cfg.rounds + 1) * n_actions
+    return [
+        Row(
+            "overhead",
+            f"{label}: overhead per action",
+            per_action_ms,
+            "ms",
+            None,
+            f"bash -c per action: {mbase * 1000:.0f} ms total",
+            "<= 3 ms",
+            per_action_ms <= 3.0 and persisted,
+            note=f"bakery run {mb * 1000:.0f} ms for {n_actions} actions; "
+            f"ratio {mb / mbase:.1f}x; persisted: {counts['runs']} runs, {counts['events']} events, "
+            f"{counts['log_lines']} lines{'' if persisted else ' (MISSING DATA)'}",
+            extra={"bakery_s": b, "baseline_s": base, "actions": n_actions, "store": counts},
+        )
+    ]
+
+
+def overhead(cfg: Config) -> list[Row]:
+    wide = [[(f"A{j}", f"echo stage {i} action {j}", 1) for j in range(10)] for i in range(5)]
+    small = [
+        [("Compile", "echo compiled", 1)],
+        [(f"Test{j}", f"echo test {j} ok", 1) for j in range(4)],
+        [("Deploy", "echo deployed", 1), ("Verify", "echo verified", 2)],
+    ]
+    rows = _overhead_case(cfg, "50 actions (5x10 parallel)", wide, "wide") + _overhead_case(
+        cfg, "7 actions", small, "small"
+    )
+    # the cost of one more action, without the fixed start-up both runs pay
+    a, b = rows[0].extra, rows[1].extra
+    extra_actions = a["actions"] - b["actions"]
+    marginal = (
+        (median(a["bakery_s"]) - median(b["bakery_s"]))
+        - (median(a["baseline_s"]) - median(b["baseline_s"]))
+    ) / extra_actions * 1000
+    rows.append(Row("overhead", "marginal overhead of one more action (50 vs 7)", marginal, "ms",
+                    None, "difference of the two runs minus that of their baselines", "<= 3 ms",
+                    marginal <= 3.0, note="start-up excluded: see the startup rows"))
+    return rows
+
+
+# -- startup -------------------------------------------------------------------------------------
+_TEXTUAL_PROBE = (
+    "import sys\nfrom engine.cli import main\n"
+    "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    "sys.stderr.write('\\nTEXTUAL-LOADED=%s\\n' % ('textual' in sys.modules))\n"
+)
+
+
+def _loads_textual(argv: list[str], env: dict[str, str], cwd: Path) -> bool:
+    proc = subprocess.run(
+        [sys.executable, "-c", _TEXTUAL_PROBE, *argv],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+    )
+    return b"TEXTUAL-LOADED=True" in proc.stderr
+
+
+def startup(cfg: Config) -> list[Row]:
+    rounds = max(cfg.rounds, 5)
+    with Scratch("startup") as tmp:
+        repo = make_repo(
+            tmp.path / "repo", pipeline_yaml("startup", [[("Hello", "echo hello", 1)]])
+        )
+        env = bench_env(tmp.path / "state")
+
+        def timed(argv: list[str]) -> Any:
+            return lambda: run_timed(argv, env=env, cwd=repo).wall
+
+        run_timed([*BAKERY, "run", "--plain"], env=env, cwd=repo)  # warm-up
+        py, run, helpt, imp, core = interleave(
+            rounds,
+            timed([sys.executable, "-c", "pass"]),
+            timed([*BAKERY, "run", "--plain"]),
+            timed([*BAKERY, "--help"]),
+            timed([sys.executable, "-c", "import engine"]),
+            timed([sys.executable, "-c", "import engine.core"]),
+        )
+        nocache_env = bench_env(tmp.path / "state", bytecode=False)
+        nocache = [
+            run_timed([*BAKERY, "run", "--plain"], env=nocache_env, cwd=repo).wall
+            for _ in range(3)
+        ]
+        textual = {
+            "run --plain": _loads_textual(["run", "--plain"], env, repo),
+            "--help": _loads_textual(["--help"], env, repo),
+            "history --json": _loads_textual(["history", "--json"], env, repo),
+        }
+    base = median(py)
+    label = "python -c pass"
+    loaded = [k for k, v in textual.items() if v]
+    return [
+        Row("startup", "run of a two-action pipeline", median(run), "s", base, label, "< 0.4 s",
+            median(run) < 0.4, note=f"{median(run) - base:.3f} s above bare python",
+            extra={"samples": run, "baseline": py}),
+        Row("startup", "bakery --help", median(helpt), "s", base, label, "",
+            None, extra={"samples": helpt}),
+        Row("startup", 'python -c "import engine"', median(imp), "s", base, label, "",
+            None, extra={"samples": imp}),
+        Row("startup", "import engine.core (what run needs)", median(core), "s", base, label, "",
+            None, extra={"samples": core}),
+        Row("startup", "run of a two-action pipeline, no bytecode cache", median(nocache), "s",
+            base, label, "", None,
+            note="PYTHONDONTWRITEBYTECODE=1 (as in this sandbox): every module compiled each start",
+            extra={"samples": nocache}),
+        Row("startup", "headless commands import textual", float(len(loaded)), "commands",
+            None, "", "0", not loaded,
+            note="none of: " + ", ".join(textual) if not loaded else "loaded by: " + ", ".join(loaded),
+            extra=textual),
+    ]
+
+
+# -- logs ----------------------------------------------------------------------------------------
+def _flood_case(
+    cfg: Config, label: str, command: str, count: int, nbytes: int, rounds: int
+) -> list[Row]:
+    with Scratch("logs") as tmp:
+        repo = make_repo(
+            tmp.path / "repo",
+            pipeline_yaml("logs", [[("Flood", command, 1)]]),
+        )
+        trivial = make_repo(tmp.path / "trivial", pipeline_yaml("logs", [[("Flood", "echo 1", 1)]]))
+        state = tmp.path / "state"
+        env = bench_env(state, BAKERY_LOG_LIMIT="4G")
+        tenv = bench_env(tmp.path / "state-trivial")
+        out_file = tmp.path / "baseline.out"
+        flood_rss: list[int] = []
+        search_s: list[float] = []
+
+        def flood() -> float:
+            t = run_timed([*BAKERY, "run", "--plain", "-C", str(repo)], env=env)
+            flood_rss.append(t.maxrss_kb)
+            # searchable: the first search indexes what the run stored (the background indexer
+            # may have done part of it before the process ended)
+            s = run_timed([*BAKERY, "search", "-C", str(repo), "--limit", "1", "zzznotthere"], env=env)
+            search_s.append(s.wall)
+            return t.wall
+
+        def fixed() -> float:
+            return run_timed([*BAKERY, "run", "--plain", "-C", str(trivial)], env=tenv).wall
+
+        def baseline() -> float:
+            return run_timed(["bash", "-c", f"{command} > {out_file}"], env=env).wall
+
+        f, z, b = interleave(rounds, flood, fixed, baseline)
+        again = run_timed([*BAKERY, "search", "-C", str(repo), "--limit", "1", "zzznotthere"], env=env).wall
+        counts = store_counts(state / "bakery.db")
+        trivial_rss = run_timed([*BAKERY, "run", "--plain", "-C", str(trivial)], env=tenv).maxrss_kb
+    stored_us = (median(f) - median(z)) / count * 1e6
+    index_us = max(0.0, median(search_s) - again) / count * 1e6
+    base_us = median(b) / count * 1e6
+    complete = counts["log_lines"] >= rounds * count
+    total_us = stored_us + index_us
+    peak_mb = max(flood_rss) / 1024
+    return [
+        Row("logs", f"{label}: per line stored, masked, searchable", total_us, "us", base_us,
+            "seq > file, per line", "<= 2 us", total_us <= 2.0 and complete,
+            note=f"store+mask {stored_us:.2f} us, search index {index_us:.2f} us; "
+            f"run {median(f):.2f} s vs trivial run {median(z):.2f} s; "
+            f"{counts['log_lines']} lines stored{'' if complete else ' (LINES MISSING)'}",
+            extra={"flood_s": f, "trivial_s": z, "baseline_s": b, "search_s": search_s,
+                   "search_again_s": again, "lines": count, "bytes": nbytes}),
+        Row("logs", f"{label}: peak RSS of bakery run", peak_mb, "MB", trivial_rss / 1024,
+            "same run printing one line", "bounded", None,
+            note=f"{nbytes / 2**20:.0f} MiB of output", extra={"rss_kb": flood_rss}),
+    ]
+
+
+def logs(cfg: Config) -> list[Row]:
+    n = 200_000 if cfg.quick else 1_000_000
+    rounds = 1 if cfg.quick else 3
+    long_lines = 10_000 if cfg.quick else 50_000  # 4,000-byte lines: 40 MB / 200 MB
+    seq_bytes = sum(len(str(i)) + 1 for i in range(1, n + 1))
+    # awk, not `yes | head`: under bash's pipefail the SIGPIPE of `yes` would fail the action
+    long_cmd = (
+        'awk "BEGIN { s = sprintf(\\"%3999s\\", \\"\\"); gsub(/ /, \\"x\\", s); '
+        f'for (i = 0; i < {long_lines}; i++) print s }}"'
+    )
+    return _flood_case(cfg, f"seq {n:,} lines", f"seq 1 {n}", n, seq_bytes, rounds) + _flood_case(
+        cfg, f"{long_lines * 4000 / 1e6:.0f} MB of 4 kB lines", long_cmd, long_lines,
+        long_lines * 4000, rounds,
+    )
+
+
+# -- trigger -------------------------------------------------------------------------------------
+def trigger(cfg: Config) -> list[Row]:
+    commits = 10 if cfg.quick else 20
+    r = _worker("trigger", str(commits))
+    return [
+        Row("trigger", "commit -> execution InProgress in the store, p50", r["engine_p50"] * 1000,
+            "ms", r["bare_p50"] * 1000, "bare watchfiles watcher sees the ref, p50",
+            "<= 30 ms", r["engine_p50"] <= 0.030, extra=r),
+        Row("trigger", "commit -> execution InProgress in the store, p95", r["engine_p95"] * 1000,
+            "ms", r["bare_p95"] * 1000, "bare watchfiles watcher, p95", "<= 100 ms",
+            r["engine_p95"] <= 0.100, note=f"{commits} commits"),
+    ]
+
+
+# -- board ---------------------------------------------------------------------------------------
+def board(cfg: Config) -> list[Row]:
+    try:
+        import tui.app  # noqa: F401
+        from tui.model import BoardModel  # noqa: F401
+    except ImportError as exc:
+        return [Row("board", "board", None, "", note=f"n/a (not built yet: {exc})")]
+    lines = 60_000 if cfg.quick else 300_000
+    r = _worker("board", str(lines), timeout=900)
+    return [
+        Row("board", "key press -> handled while 3 actions flood, p50", r["busy_p50"] * 1000, "ms",
+            r["idle_p50"] * 1000, "same keys on an idle board, p50", "", None),
+        Row("board", "key press -> handled while 3 actions flood, p95", r["busy_p95"] * 1000, "ms",
+            r["idle_p95"] * 1000, "same keys on an idle board, p95", "<= 100 ms",
+            r["busy_p95"] <= 0.100, note=f"{r['keys']} keys, 3 x {lines:,} lines"),
+        Row("board", "lines per second taken in by the board", r["lines_per_s"], "lines/s",
+            None, "", "", None, note=f"{r['lines_seen']:,} lines in {r['flood_s']:.1f} s"),
+        Row("board", "peak RSS (board + engine, one process)", r["rss_mb"], "MB",
+            r["idle_rss_mb"], "RSS with the idle board", "<= 300 MB", r["rss_mb"] <= 300),
+    ]
+
+
+# -- replay --------------------------------------------------------------------------------------
+def replay(cfg: Config) -> list[Row]:
+    try:
+        import engine.replay  # noqa: F401
+    except ImportError:
+        return [Row("replay", "replay", None, "", note="n/a (not built yet)")]
+    lines = 200_000 if cfg.quick else 1_000_000
+    r = _worker("replay", str(lines))
+    return [
+        Row("replay", f"open a stored execution of {r['lines']:,} lines", r["open_s"], "s",
+            r["open_sql_s"], "its events with one SQL query", "<= 0.5 s", r["open_s"] <= 0.5),
+        Row("replay", "seek to a random instant (state + visible log tail), max of 10", r["seek_max_s"],
+            "s", r["seek_sql_max_s"], "the same rows with one SQL query, max", "<= 0.2 s",
+            r["seek_max_s"] <= 0.2, note=f"median {r['seek_med_s'] * 1000:.1f} ms"),
+    ]
+
+
+# -- history -------------------------------------------------------------------------------------
+def history(cfg: Config) -> list[Row]:
+    runs = 10_000
+    with Scratch("history") as tmp:
+        repo = make_repo(tmp.path / "repo", pipeline_yaml("history", [[("Hello", "echo hi", 1)]]))
+        state = tmp.path / "state"
+        env = bench_env(state)
+        _worker("make-history", str(state), str(runs), env=env)
+        db = state / "bakery.db"
+        count_sql = f"import sqlite3; sqlite3.connect({str(db)!r}).execute('SELECT COUNT(*) FROM runs').fetchone()"
+        rounds = max(cfg.rounds, 5)
+        h50, hall, base = interleave(
+            rounds,
+            lambda: run_timed([*BAKERY, "history", "--json", "-C", str(repo)], env=env).wall,
+            lambda: run_timed(
+                [*BAKERY, "history", "--json", "--limit", str(runs), "-C", str(repo)], env=env
+            ).wall,
+            lambda: run_timed([sys.executable, "-c", count_sql], env=env).wall,
+        )
+    rows = [
+        Row("history", f"bakery history --json ({runs:,} stored, default 50 shown)", median(h50),
+            "s", median(base), "one SQL count (python process)", "<= 0.3 s", median(h50) <= 0.3),
+        Row("history", f"bakery history --json --limit {runs}", median(hall), "s", median(base),
+            "one SQL count (python process)", "<= 0.3 s", median(hall) <= 0.3),
+    ]
+    has_screen = (ROOT / "tui" / "screens" / "history.py").exists()
+    if has_screen:
+        rows.append(Row("history", "history screen opening", None, "",
+                        note="n/a (screen exists; benchmark not written yet)"))
+    else:
+        rows.append(Row("history", "history screen opening", None, "", note="n/a (not built yet)"))
+    return rows
+
+
+ALL = {
+    "overhead": overhead,
+    "startup": startup,
+    "logs": logs,
+    "trigger": trigger,
+    "board": board,
+    "replay": replay,
+    "history": history,
+}
