@@ -49,6 +49,8 @@ class BakeryApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
+        Binding("H", "history", "History"),  # history, replay, compare, search: tui/screens/
+        Binding("S,ctrl+f", "search_logs", "Search all", show=False),
     ]
 
     def __init__(
@@ -131,6 +133,16 @@ class BakeryApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen("help")
+
+    def action_history(self) -> None:
+        from tui.screens.history import open_history
+
+        open_history(self)
+
+    def action_search_logs(self) -> None:
+        from tui.screens.search import open_search
+
+        open_search(self)
 
     # -- lifecycle --------------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -39,6 +39,8 @@ COMMANDS: list[Command] = [
     Command("Follow live", "Focus the newest execution and its running action (f)", "screen.follow"),
     Command("Previous execution", "Focus the previous execution ([)", "screen.prev_run"),
     Command("Next execution", "Focus the next execution (])", "screen.next_run"),
+    Command("History", "Every stored execution: filter, replay, compare (H)", "app.history"),
+    Command("Search all logs", "Search every stored log line; open a hit in replay (S)", "app.search_logs"),
     Command("Help", "Every key of the board (?)", "app.help"),
     Command("Quit", "Quit (stops running actions first) (q)", "app.quit"),
 ]

@@ -204,3 +204,34 @@ def _auto_answer(engine: Any, result: str, comment: str) -> Any:
             asyncio.get_running_loop().call_soon(decide, item)
 
     return on_item
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`bakery replay RUN|FILE`: a stored execution (or an export file) on the board."""
+    from engine.cli import UsageError
+    from engine.replay import ReplayError, load_timeline
+    from tui.screens.replay import ReplayApp
+    from tui.widgets.header import HeaderInfo
+
+    try:
+        timeline = load_timeline(args.run, repo=args.repo, state_dir=getattr(args, "state_dir", None))
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        repo: Path | None = None
+        if not Path(args.run).is_file():  # an export file replays without any repository
+            with contextlib.suppress(Exception):
+                from engine.gitinfo import repo_root
+
+                repo = repo_root(args.repo)
+        app = ReplayApp(
+            timeline,
+            at=getattr(args, "at", None),
+            header=HeaderInfo(repo=repo.name if repo else Path(args.run).name),
+            repo=repo,
+            animate=False,
+        )
+        app.run()
+    finally:
+        timeline.close()
+    return EXIT_OK

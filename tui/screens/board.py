@@ -69,8 +69,8 @@ class BoardScreen(Screen[None]):
         Binding("end,G", "log_end", show=False),
     ]
 
-    def __init__(self) -> None:
-        super().__init__(id="board")
+    def __init__(self, *, screen_id: str = "board") -> None:  # replays pushed over it need another id
+        super().__init__(id=screen_id)
         self.focused_run: str | None = None
         self.follow_run = True
         self.selected: tuple[str, str] | None = None

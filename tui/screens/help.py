@@ -32,6 +32,11 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("End / G", "follow the end of the log again"),
         ("PgUp PgDn Home", "scroll the selected log"),
     ]),
+    ("History and replay", [
+        ("H", "history: f status, b branch, enter replay, space mark, d compare"),
+        ("S / ctrl+f", "search every stored log; enter replays at that line"),
+        ("replay", "space play, + / - speed, ← → event, , . status change, F first failure, g go to time"),
+    ]),
     ("App", [
         ("ctrl+p", "command palette: every command, themes"),
         ("?", "this help"),
