@@ -181,7 +181,9 @@ def store_counts(db: Path) -> dict[str, int]:
     try:
         runs = conn.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL").fetchone()[0]
         events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        lines = conn.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
+        lines = conn.execute(
+            "SELECT COALESCE(SUM(last_line - first_line + 1), 0) FROM log_chunks"
+        ).fetchone()[0]
     finally:
         conn.close()
     return {"runs": runs, "events": events, "log_lines": lines}

@@ -198,8 +198,10 @@ async def _run_headless(args: argparse.Namespace) -> int:
         except ControlError as exc:
             raise UsageError(str(exc)) from exc
         run_ids.add(ex.run_id)
-        # the run.created event was published before we knew the id: print it now
-        printer.event(engine.store.events(ex.run_id)[0])
+        # events published before we knew the id (run.created, or the refusal of a secret
+        # that is too short): print them now
+        for event in engine.store.events(ex.run_id):
+            printer.event(event)
         state = await engine.wait(ex.run_id)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

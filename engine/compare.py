@@ -343,14 +343,32 @@ def _last_lines(
 ) -> list[str]:
     from engine.replay import query
 
-    rows = query(
+    source = query(
         store,
-        "SELECT l.text FROM logs l JOIN log_sources s ON s.id = l.source"
-        " WHERE s.run_id = ? AND s.stage = ? AND s.action = ? AND s.attempt = ?"
-        " ORDER BY l.line_no DESC, l.id DESC LIMIT ?",
-        (run_id, stage, action, attempt, n),
+        "SELECT id FROM log_sources WHERE run_id = ? AND stage = ? AND action = ? AND attempt = ?",
+        (run_id, stage, action, attempt),
     )
-    return [str(r[0]) for r in reversed(rows)]
+    if not source or n <= 0:
+        return []
+    out: list[str] = []  # newest first
+    before: tuple[int, int] | None = None
+    while len(out) < n:
+        rows = query(
+            store,
+            "SELECT id, first_line, last_line, text FROM log_chunks WHERE source = ?"
+            + (" AND (first_line, id) < (?, ?)" if before else "")
+            + " ORDER BY first_line DESC, id DESC LIMIT 64",
+            (source[0][0], *before) if before else (source[0][0],),
+        )
+        for _cid, first, last, text in rows:
+            texts = [text] if last == first else str(text).split("\n")
+            out.extend(reversed(texts[-(n - len(out)) :]))
+            if len(out) >= n:
+                break
+        if len(rows) < 64:
+            break
+        before = (rows[-1][1], rows[-1][0])
+    return [str(x) for x in reversed(out)]
 
 
 # -- the whole comparison ----------------------------------------------------------------------

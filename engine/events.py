@@ -8,6 +8,7 @@ through `engine.state`, so a live run and a replayed one cannot disagree.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -103,12 +104,90 @@ class LogLine(NamedTuple):
     raw: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LogBatch:
-    """Lines published together, so observers redraw once per batch rather than per line."""
+class LogChunk(NamedTuple):
+    """Consecutive lines of one action attempt read together: one stream, one read time.
+
+    `text` is the lines joined by "\n" (a chunk of one line holds its text verbatim, even
+    with a "\n" in it); `raw` is only ever set on a chunk of one line. This is how lines are
+    buffered, published and stored: one object per read of a pipe, not one per line.
+    """
 
     run_id: str
     stage: str
     action: str
     attempt: int
-    lines: tuple[LogLine, ...]
+    first_line: int  # 1-based, per action attempt
+    count: int
+    ts: float
+    stream: str  # stdout | stderr | system
+    text: str
+    raw: bytes | None = None
+
+
+def chunk_texts(chunk: LogChunk) -> list[str]:
+    """The texts of a chunk's lines."""
+    return [chunk.text] if chunk.count == 1 else chunk.text.split("\n")
+
+
+def chunk_lines(chunk: LogChunk) -> list[LogLine]:
+    """A chunk as LogLines (for observers that want one object per line)."""
+    run_id, stage, action, attempt, first, _count, ts, stream, _text, raw = chunk
+    new = tuple.__new__
+    return [
+        new(LogLine, (run_id, stage, action, attempt, n, ts, stream, text, raw))
+        for n, text in enumerate(chunk_texts(chunk), first)
+    ]
+
+
+class ChunkLines(Sequence[LogLine]):
+    """The lines of some chunks as a read-only sequence, expanded on first use only."""
+
+    __slots__ = ("chunks", "_len", "_lines")
+
+    def __init__(self, chunks: Sequence[LogChunk]) -> None:
+        self.chunks = tuple(chunks)
+        self._len = sum(c.count for c in self.chunks)
+        self._lines: tuple[LogLine, ...] | None = None
+
+    def _all(self) -> tuple[LogLine, ...]:
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = tuple(ln for c in self.chunks for ln in chunk_lines(c))
+        return lines
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[LogLine]:
+        return iter(self._all())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkLines | tuple | list):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return f"ChunkLines({len(self.chunks)} chunks, {self._len} lines)"
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Lines published together, so observers redraw once per batch rather than per line.
+
+    The recorder publishes `chunks` (one per read of a pipe) with `lines` expanding them on
+    first use: an observer that can work on whole chunks (the headless printer) never makes
+    an object per line. Batches built from lines leave `chunks` empty.
+    """
+
+    run_id: str
+    stage: str
+    action: str
+    attempt: int
+    lines: Sequence[LogLine]
+    chunks: tuple[LogChunk, ...] = ()

@@ -18,11 +18,12 @@ from typing import Any, TextIO
 from engine import events as ev
 from engine.replay import query
 from engine.state import iso
-from engine.store import STREAMS, Store, StoredLine
+from engine.store import STREAMS, Store, StoredLine, line_id
 
 FORMAT = "bakery.run-export"
 VERSION = 1
 BATCH = 5000
+CHUNKS = 64  # stored chunks read per query
 _LOG_PREFIX = '{"kind":"log"'
 
 
@@ -68,20 +69,23 @@ def _stream_lines(store: Store, run_id: str) -> Iterator[StoredLine]:
 def _source_lines(
     store: Store, source: int, stage: str, action: str, attempt: int
 ) -> Iterator[StoredLine]:
-    line_no, last_id = 0, 0
+    first_line, last_id = 0, 0
     while True:
         rows = query(
             store,
-            "SELECT id, line_no, ts, stream, text, raw FROM logs WHERE source = ?"
-            " AND (line_no, id) > (?, ?) ORDER BY line_no, id LIMIT ?",
-            (source, line_no, last_id, BATCH),
+            "SELECT id, first_line, last_line, ts, stream, text, raw FROM log_chunks"
+            " WHERE source = ? AND (first_line, id) > (?, ?) ORDER BY first_line, id LIMIT ?",
+            (source, first_line, last_id, CHUNKS),
         )
-        for i, n, ts, sc, text, raw in rows:
+        for cid, first, last, ts, sc, text, raw in rows:
             stream = STREAMS[sc] if sc < len(STREAMS) else "stdout"
-            yield StoredLine(i, stage, action, attempt, n, ts, stream, text, raw)
-        if len(rows) < BATCH:
+            texts = [text] if last == first else text.split("\n")
+            base = line_id(cid, 0)
+            for i, line in enumerate(texts):
+                yield StoredLine(base + i, stage, action, attempt, first + i, ts, stream, line, raw)
+        if len(rows) < CHUNKS:
             return
-        last_id, line_no = rows[-1][0], rows[-1][1]
+        last_id, first_line = rows[-1][0], rows[-1][1]
 
 
 def iter_export(store: Store, run_id: str) -> Iterator[str]:

@@ -50,6 +50,21 @@ def human_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _chunk_text(chunk: ev.LogChunk, prefix: str, markers: dict[str, str], keep: bool) -> str:
+    """A chunk's lines as printed: the same as line by line, in a few C-level calls."""
+    head = f"{clock(chunk.ts)} {prefix} {markers.get(chunk.stream, '|')} "
+    if chunk.count == 1:
+        return f"{head}{terminal_safe(chunk.text, keep_colour=keep)}\n"
+    text = chunk.text
+    if "\x1b" in text:  # an escape sequence must not reach across lines
+        body = "\n".join(terminal_safe(x, keep_colour=keep) for x in text.split("\n"))
+    elif text.replace("\n", " ").isprintable():  # the common case, at C speed
+        body = text
+    else:  # control characters are replaced one by one: per chunk is the same as per line
+        body = terminal_safe(text)
+    return head + body.replace("\n", "\n" + head) + "\n"
+
+
 class LinePrinter:
     """Prints events and log lines of the executions it is given, one line each."""
 
@@ -76,11 +91,14 @@ class LinePrinter:
             prefix = f"[{item.stage}/{item.action}]"
             markers = {"stderr": "!", "system": "·"}
             keep = self.colour
-            out = [
-                f"{clock(line.ts)} {prefix} {markers.get(line.stream, '|')} "
-                f"{terminal_safe(line.text, keep_colour=keep)}\n"
-                for line in item.lines
-            ]
+            if item.chunks:
+                out = [_chunk_text(c, prefix, markers, keep) for c in item.chunks]
+            else:
+                out = [
+                    f"{clock(line.ts)} {prefix} {markers.get(line.stream, '|')} "
+                    f"{terminal_safe(line.text, keep_colour=keep)}\n"
+                    for line in item.lines
+                ]
             with self._lock:
                 self.out.write("".join(out))
                 self.out.flush()

@@ -181,6 +181,7 @@ class ChildProcess:
 
     pid: int
     _throttle: Callable[[], bool] | None = None
+    _on_chunk: Callable[[float, str, str, int], None] | None = None
 
     def __init__(self) -> None:  # use spawn()
         raise TypeError("use `await ChildProcess.spawn(...)`")
@@ -199,6 +200,7 @@ class ChildProcess:
         grace: float = 5.0,
         sweep_on_exit: bool = True,
         throttle: Callable[[], bool] | None = None,
+        on_chunk: Callable[[float, str, str, int], None] | None = None,
     ) -> ChildProcess:
         """Start `argv` in its own session and begin reading and supervising it.
 
@@ -208,6 +210,9 @@ class ChildProcess:
         `throttle`, when given, is asked after each batch whether the consumer is full; while
         it says so (and the child still runs) the reader pauses, so a flood waits in the pipe
         (the child blocks on write) instead of in memory: the recorder's back-pressure.
+        `on_chunk(ts, stream, text, count)`, when given, gets the common batch instead of
+        `on_output`: `count` lines (valid UTF-8, no NUL), masked and joined by "\n" in `text`,
+        with no object per line; batches with other bytes still go to `on_output`.
         Raises ProcessError when the child cannot be started.
         """
         _check_spawn_args(argv, cwd, cookie)
@@ -249,6 +254,7 @@ class ChildProcess:
         )
         self._started = started
         self._throttle = throttle
+        self._on_chunk = on_chunk
         return self
 
     def _setup(
@@ -452,6 +458,8 @@ class ChildProcess:
         room = self._max_log_bytes - self._logged_bytes
         if size <= room:
             self._logged_bytes += size
+            if self._on_chunk is not None and self._emit_chunk(stream, lines, ts):
+                return
             batch = self._convert_batch(stream, lines, ts)
         else:
             kept: list[bytes] = []
@@ -496,6 +504,26 @@ class ChildProcess:
                     raw = masker.mask_bytes(raw)
             batch.append(_new_line(ts, stream, text, raw))
         return batch
+
+    def _emit_chunk(self, stream: str, lines: list[bytes], ts: float) -> bool:
+        """The batch as one masked text to on_chunk; False (nothing sent) when it holds
+        invalid UTF-8 or NUL, which need an OutputLine with raw bytes per line."""
+        try:
+            text = b"\n".join(lines).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        if "\0" in text:
+            return False
+        if self._masker is not None:
+            text = self._masker.mask(text)
+        assert self._on_chunk is not None
+        try:
+            self._on_chunk(ts, stream, text, len(lines))
+        except Exception:
+            if not self._callback_failed:
+                self._callback_failed = True
+                log.exception("on_chunk failed for pid %s; output keeps being drained", self.pid)
+        return True
 
     def _truncate(self, batch: list[OutputLine], ts: float) -> None:
         """Add the truncation marker and stop collecting (the splitters' buffers are freed)."""

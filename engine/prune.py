@@ -105,7 +105,9 @@ def _delete_chunk(store: Store, ids: Sequence[str]) -> tuple[list[str], int, int
         lines = 0
         if sources:
             smarks = ",".join("?" * len(sources))
-            has_fts = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'logs_fts'").fetchone()
+            has_fts = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'log_chunks_fts'"
+            ).fetchone()
             if has_fts:
                 from engine.search import CURSOR_KEY
 
@@ -113,11 +115,17 @@ def _delete_chunk(store: Store, ids: Sequence[str]) -> tuple[list[str], int, int
                 cursor = int(row[0]) if row else 0
                 # external content: the index needs the old text to forget a row
                 conn.execute(
-                    "INSERT INTO logs_fts (logs_fts, rowid, text) SELECT 'delete', id, text"
-                    f" FROM logs WHERE source IN ({smarks}) AND id <= ?",
+                    "INSERT INTO log_chunks_fts (log_chunks_fts, rowid, text)"
+                    " SELECT 'delete', id, text"
+                    f" FROM log_chunks WHERE source IN ({smarks}) AND id <= ?",
                     [*sources, cursor],
                 )
-            lines = conn.execute(f"DELETE FROM logs WHERE source IN ({smarks})", sources).rowcount
+            lines = conn.execute(
+                "SELECT COALESCE(SUM(last_line - first_line + 1), 0) FROM log_chunks"
+                f" WHERE source IN ({smarks})",
+                sources,
+            ).fetchone()[0]
+            conn.execute(f"DELETE FROM log_chunks WHERE source IN ({smarks})", sources)
             conn.execute(f"DELETE FROM log_sources WHERE id IN ({smarks})", sources)
         events = conn.execute(f"DELETE FROM events WHERE run_id IN ({marks})", done).rowcount
         conn.execute(f"DELETE FROM commands WHERE run_id IN ({marks})", done)
@@ -127,14 +135,14 @@ def _delete_chunk(store: Store, ids: Sequence[str]) -> tuple[list[str], int, int
 
 
 def _clamp_cursor(conn: Any) -> None:
-    """Row ids of `logs` are reused after the newest rows go: keep the index cursor at or
-    below the highest remaining id so lines written later are still indexed."""
+    """Row ids of `log_chunks` are reused after the newest rows go: keep the index cursor at
+    or below the highest remaining id so lines written later are still indexed."""
     from engine.search import CURSOR_KEY
 
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
     if row is None:
         return
-    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM logs").fetchone()[0]
+    top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_chunks").fetchone()[0]
     if int(row[0]) > int(top):
         conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(top), CURSOR_KEY))
 

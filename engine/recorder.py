@@ -2,7 +2,9 @@
 
 Events are written at once (they are few and each one matters); log lines are numbered,
 buffered and written in one transaction per flush interval from a worker thread, so a noisy
-action costs one SQLite commit per ~50 ms instead of one per line.
+action costs one SQLite commit per ~50 ms instead of one per line. Lines travel as chunks
+(`ev.LogChunk`: the lines of one read of a pipe joined by "\n"), buffered, stored and
+published as such, so a flood costs a few objects per 64 KiB read rather than per line.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.state import RunState, apply, new_run
-from engine.store import Store
+from engine.store import Store, lines_to_chunks
 
 if TYPE_CHECKING:
     from engine.process import OutputLine
@@ -27,6 +29,9 @@ Subscriber = Callable[[Published], None]
 
 FLUSH_INTERVAL = 0.05
 FLUSH_CHUNK = 5000
+"""At most this many chunks ..."""
+FLUSH_BYTES = 2 * 2**20
+"""... or about this much text per write transaction, so an event append never waits long."""
 
 MAX_PENDING_LINES = 50_000
 MAX_PENDING_BATCHES = 256
@@ -35,6 +40,7 @@ a child's reader waits for the writer (`congested`, engine.process's `throttle`)
 is held in the pipe (the child blocks on write) instead of growing memory without bound."""
 
 _new_tuple = tuple.__new__
+_LogChunk = ev.LogChunk
 
 
 class Recorder:
@@ -44,7 +50,8 @@ class Recorder:
         self.store = store
         self.states: dict[str, RunState] = {}
         self._subscribers: list[Subscriber] = []
-        self._pending: list[ev.LogLine] = []
+        self._pending: list[ev.LogChunk] = []
+        self._pending_lines = 0
         self._pending_batches = 0
         self._flushing = False  # flush_forever runs: waiting for room is safe
         self._line_no: dict[tuple[str, str, str, int], int] = {}
@@ -108,6 +115,14 @@ class Recorder:
             self._publish(event)
 
     # -- log lines -----------------------------------------------------------------------
+    def _next_line(self, key: tuple[str, str, str, int]) -> int:
+        """The last line number given out for an attempt (from the store the first time)."""
+        n = self._line_no.get(key)
+        if n is None:
+            # an attempt resumed by a later bakery process continues its numbering
+            n = self._line_no[key] = self.store.last_line_no(*key)
+        return n
+
     def log(
         self,
         run_id: str,
@@ -118,45 +133,58 @@ class Recorder:
     ) -> None:
         """Number and buffer lines of (ts, stream, text, raw); they are stored on the next flush."""
         key = (run_id, stage, action, attempt)
-        if key not in self._line_no:
-            # an attempt resumed by a later bakery process continues its numbering
-            self._line_no[key] = self.store.last_line_no(*key)
+        self._next_line(key)
         with self._buffer_lock:
-            n = self._line_no.get(key, 0)
-            for ts, stream, text, raw in lines:
-                n += 1
-                self._pending.append(
-                    ev.LogLine(run_id, stage, action, attempt, n, ts, stream, text, raw)
-                )
-            self._line_no[key] = n
+            n = self._line_no[key]
+            lines = [
+                ev.LogLine(run_id, stage, action, attempt, i, ts, stream, text, raw)
+                for i, (ts, stream, text, raw) in enumerate(lines, n + 1)
+            ]
+            if not lines:
+                return
+            self._pending.extend(lines_to_chunks(lines))
+            self._line_no[key] = n + len(lines)
+            self._pending_lines += len(lines)
             self._pending_batches += 1
 
     def log_output(
         self, run_id: str, stage: str, action: str, attempt: int, lines: Sequence[OutputLine]
     ) -> None:
-        """`log` for a child's OutputLines, without a tuple per line in between.
+        """`log` for a child's OutputLines (one read, or its rare lines with raw bytes)."""
+        if lines:
+            self.log(
+                run_id, stage, action, attempt, [(x.ts, x.stream, x.text, x.raw) for x in lines]
+            )
 
-        At a million lines every per-line object counts: the LogLine tuples are built
-        directly (tuple.__new__ skips NamedTuple's keyword handling).
+    def log_chunk(
+        self,
+        run_id: str,
+        stage: str,
+        action: str,
+        attempt: int,
+        ts: float,
+        stream: str,
+        text: str,
+        count: int,
+    ) -> None:
+        """Buffer `count` lines read together, joined by "\n" in `text` (none holds one).
+
+        The hot path of a noisy action: one tuple per read of its pipe, whatever the lines.
         """
-        if not lines:
+        if count <= 0:
             return
-        LogLine = ev.LogLine
         key = (run_id, stage, action, attempt)
         if key not in self._line_no:
-            # an attempt resumed by a later bakery process continues its numbering
-            self._line_no[key] = self.store.last_line_no(*key)
+            self._next_line(key)
         with self._buffer_lock:
-            n = self._line_no.get(key, 0)
-            self._pending.extend(
-                [
-                    _new_tuple(
-                        LogLine, (run_id, stage, action, attempt, i, ln.ts, ln.stream, ln.text, ln.raw)
-                    )
-                    for i, ln in enumerate(lines, n + 1)
-                ]
+            n = self._line_no[key]
+            self._pending.append(
+                _new_tuple(
+                    _LogChunk, (run_id, stage, action, attempt, n + 1, count, ts, stream, text, None)
+                )
             )
-            self._line_no[key] = n + len(lines)
+            self._line_no[key] = n + count
+            self._pending_lines += count
             self._pending_batches += 1
 
     def congested(self) -> bool:
@@ -164,7 +192,7 @@ class Recorder:
 
         Only while flush_forever runs: without a writer nobody would ever make room."""
         return self._flushing and (
-            len(self._pending) > MAX_PENDING_LINES or self._pending_batches > MAX_PENDING_BATCHES
+            self._pending_lines > MAX_PENDING_LINES or self._pending_batches > MAX_PENDING_BATCHES
         )
 
     def system_line(self, run_id: str, stage: str, action: str, attempt: int, text: str) -> None:
@@ -175,26 +203,31 @@ class Recorder:
         with self._write_lock:
             with self._buffer_lock:
                 batch, self._pending = self._pending, []
+                self._pending_lines = 0
                 self._pending_batches = 0
             if not batch:
                 return
-            # chunks keep each write transaction short, so an event append never waits long
+            # pieces keep each write transaction short, so an event append never waits long
             written = 0
             try:
-                for start in range(0, len(batch), FLUSH_CHUNK):
-                    self.store.append_logs(batch[start : start + FLUSH_CHUNK])
-                    written = min(len(batch), start + FLUSH_CHUNK)
+                while written < len(batch):
+                    end, size = written, 0
+                    while end < len(batch) and end - written < FLUSH_CHUNK and size < FLUSH_BYTES:
+                        size += len(batch[end].text)
+                        end += 1
+                    self.store.append_chunks(batch[written:end])
+                    written = end
             except (sqlite3.Error, OSError) as exc:
                 # Dropped, not kept: memory stays bounded while the store refuses writes.
-                self._store_failed(exc, lost=len(batch) - written)
+                self._store_failed(exc, lost=sum(c.count for c in batch[written:]))
                 batch = batch[:written]
-            groups: dict[tuple[str, str, str, int], list[ev.LogLine]] = {}
-            for line in batch:
-                groups.setdefault((line.run_id, line.stage, line.action, line.attempt), []).append(
-                    line
+            groups: dict[tuple[str, str, str, int], list[ev.LogChunk]] = {}
+            for chunk in batch:
+                groups.setdefault(chunk[:4], []).append(chunk)  # type: ignore[arg-type]
+            for (run_id, stage, action, attempt), chunks in groups.items():
+                self._publish(
+                    ev.LogBatch(run_id, stage, action, attempt, ev.ChunkLines(chunks), tuple(chunks))
                 )
-            for (run_id, stage, action, attempt), lines in groups.items():
-                self._publish(ev.LogBatch(run_id, stage, action, attempt, tuple(lines)))
 
     async def flush_forever(self, interval: float = FLUSH_INTERVAL) -> None:
         """Background task: write buffered lines off the event loop."""

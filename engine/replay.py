@@ -2,8 +2,9 @@
 
 A replay is the same fold the live board uses, stopped at an earlier event, so the state at
 any instant is exactly what a live observer saw then. Only events are folded (they are few);
-log lines stay in SQLite and are fetched by range, so opening an execution with a million
-lines costs a handful of indexed queries rather than loading the lines.
+log lines stay in SQLite (in chunks: the lines of one read share a row and a time) and are
+fetched by range, so opening an execution with a million lines costs a handful of indexed
+queries rather than loading the lines.
 
 All times on a `Timeline` are seconds since the execution's `run.created` event (its origin).
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from engine import events as ev
 from engine.state import RunState, apply, new_run
-from engine.store import STREAMS, Store, StoredLine, StoreError
+from engine.store import STREAMS, Store, StoredLine, StoreError, line_id
 
 CHECKPOINT_EVERY = 64
 STATUS_EVENTS = frozenset({ev.RUN_STATUS, ev.STAGE_STATUS, ev.ACTION_STATUS})
@@ -251,12 +252,13 @@ class Timeline:
             for sid, stage, action, attempt in rows:
                 last = query(
                     self.store,
-                    "SELECT line_no, ts FROM logs WHERE source = ? ORDER BY line_no DESC LIMIT 1",
+                    "SELECT last_line, ts FROM log_chunks WHERE source = ?"
+                    " ORDER BY first_line DESC LIMIT 1",
                     (sid,),
                 )
                 first = query(
                     self.store,
-                    "SELECT ts FROM logs WHERE source = ? ORDER BY line_no LIMIT 1",
+                    "SELECT ts FROM log_chunks WHERE source = ? ORDER BY first_line LIMIT 1",
                     (sid,),
                 )
                 out.append(
@@ -286,26 +288,29 @@ class Timeline:
         return None
 
     def _count(self, source: LogSource, t: float, *, strict: bool = False) -> int:
-        """Lines of `source` read at or before t (before t when strict), by binary search.
+        """Lines of `source` read at or before t (before t when strict): one index look-up.
 
         Lines are numbered 1..n in the order they were read and their times never go back,
-        so the answer is the highest line number whose time qualifies.
+        so the answer is the last line of the latest chunk whose time qualifies.
         """
-        limit = self.ts_of(t)
-        lo, hi = 0, source.lines  # invariant: line lo qualifies (0 = none), hi+1 does not
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            row = query(
-                self.store,
-                "SELECT ts FROM logs WHERE source = ? AND line_no = ? LIMIT 1",
-                (source.id, mid),
-            )
-            ts = row[0][0] if row else float("inf")
-            if ts < limit or (not strict and ts == limit):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        row = query(
+            self.store,
+            "SELECT last_line FROM log_chunks WHERE source = ? AND ts "
+            + ("<" if strict else "<=")
+            + " ? ORDER BY ts DESC, last_line DESC LIMIT 1",
+            (source.id, self.ts_of(t)),
+        )
+        return int(row[0][0]) if row else 0
+
+    def _line_ts(self, source: LogSource, line_no: int) -> float | None:
+        """The read time of one line."""
+        row = query(
+            self.store,
+            "SELECT ts FROM log_chunks WHERE source = ? AND first_line <= ?"
+            " ORDER BY first_line DESC LIMIT 1",
+            (source.id, line_no),
+        )
+        return float(row[0][0]) if row else None
 
     def log_count_at(self, t: float, stage: str, action: str, *, attempt: int | None = None) -> int:
         """How many lines of the action's log existed at `t` (a line read at t counts)."""
@@ -338,24 +343,22 @@ class Timeline:
             return []
         rows = query(
             self.store,
-            "SELECT id, line_no, ts, stream, text, raw FROM logs"
-            " WHERE source = ? AND line_no > ? AND line_no <= ? ORDER BY line_no, id",
-            (source.id, start, end),
+            "SELECT id, first_line, last_line, ts, stream, text, raw FROM log_chunks"
+            " WHERE source = ? AND first_line <= ? AND first_line >= COALESCE((SELECT first_line"
+            " FROM log_chunks WHERE source = ? AND first_line <= ? ORDER BY first_line DESC"
+            " LIMIT 1), 0) ORDER BY first_line, id",
+            (source.id, end, source.id, start + 1),
         )
-        return [
-            StoredLine(
-                i,
-                stage,
-                action,
-                attempt,
-                n,
-                ts,
-                STREAMS[sc] if sc < len(STREAMS) else "stdout",
-                text,
-                raw,
-            )
-            for i, n, ts, sc, text, raw in rows
-        ]
+        out: list[StoredLine] = []
+        for cid, first, last, ts, sc, text, raw in rows:
+            stream = STREAMS[sc] if sc < len(STREAMS) else "stdout"
+            texts = [text] if last == first else text.split("\n")
+            base = line_id(cid, 0)
+            for i in range(max(0, start + 1 - first), min(len(texts), end - first + 1)):
+                out.append(
+                    StoredLine(base + i, stage, action, attempt, first + i, ts, stream, texts[i], raw)
+                )
+        return out
 
     def tail_at(
         self, t: float, stage: str, action: str, n: int, *, attempt: int | None = None
@@ -379,13 +382,9 @@ class Timeline:
         for s in self._line_sources(stage, action):
             k = self._count(s, t)
             if k < s.lines:
-                row = query(
-                    self.store,
-                    "SELECT ts FROM logs WHERE source = ? AND line_no = ? LIMIT 1",
-                    (s.id, k + 1),
-                )
-                if row:
-                    lt = self.t_of(row[0][0])
+                ts = self._line_ts(s, k + 1)
+                if ts is not None:
+                    lt = self.t_of(ts)
                     best = lt if best is None else min(best, lt)
         return best
 
@@ -397,13 +396,9 @@ class Timeline:
         for s in self._line_sources(stage, action):
             k = self._count(s, t, strict=True)
             if k > 0:
-                row = query(
-                    self.store,
-                    "SELECT ts FROM logs WHERE source = ? AND line_no = ? LIMIT 1",
-                    (s.id, k),
-                )
-                if row:
-                    lt = self.t_of(row[0][0])
+                ts = self._line_ts(s, k)
+                if ts is not None:
+                    lt = self.t_of(ts)
                     best = lt if best is None else max(best, lt)
         return best
 

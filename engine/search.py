@@ -1,8 +1,12 @@
 """Full-text search over every stored log line (SQLite FTS5).
 
-The index (`logs_fts`, an external-content FTS5 table over `logs`) is filled lazily from a
-cursor kept in `meta`, in short batches, when someone searches and after an execution
-finishes - never by a trigger on insert, so a noisy action's writes cost no more than before.
+The index (`log_chunks_fts`, an external-content FTS5 table over `log_chunks`) is filled
+lazily from a cursor kept in `meta`, in short batches, when someone searches and after an
+execution finishes - never by a trigger on insert, so a noisy action's writes cost no more.
+It indexes chunks (the lines of one read, joined by "\n"); a matching chunk is then looked
+into line by line, so every hit, count and "first seen" is about one line, as if lines were
+indexed one by one: `highlight()` marks where the query's words are, and the marked lines are
+matched again, alone, in a small in-memory FTS5 table with the same tokenizer.
 
 User text is searched as one phrase (case-insensitive, whole words) unless `raw` is asked
 for, in which case it is an FTS5 query (`error AND NOT warning`, `"exit code" 1`, `modu*`,
@@ -15,6 +19,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +27,19 @@ from typing import Any
 from engine import events as ev
 from engine.replay import query
 from engine.state import iso
-from engine.store import STREAMS, Store
+from engine.store import STREAMS, Store, line_id
 
-CURSOR_KEY = "fts_cursor"
-BATCH = 2000
+CURSOR_KEY = "fts_chunk_cursor"
+BATCH = 64  # chunks (of up to 64 KiB) per indexing transaction
 COUNT_CAP = 10_000
+SCAN_CAP = 5_000
+"""Matching chunks looked into to count the lines (past it the count is a lower bound)."""
 _HL_START, _HL_END = "\x01", "\x02"
+_TOKENIZE = "unicode61 remove_diacritics 2"
 
 FTS_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(text, content='logs',"
-    " content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS log_chunks_fts USING fts5(text, content='log_chunks',"
+    f" content_rowid='id', tokenize='{_TOKENIZE}')"
 )
 
 
@@ -125,7 +133,7 @@ class SearchResult:
 # -- indexing --------------------------------------------------------------------------------
 def ensure_index(store: Store) -> None:
     """Create the FTS table in a store made before it existed (idempotent, cheap)."""
-    if query(store, "SELECT 1 FROM sqlite_master WHERE name = 'logs_fts'"):
+    if query(store, "SELECT 1 FROM sqlite_master WHERE name = 'log_chunks_fts'"):
         return
     with store.transaction() as conn:
         conn.execute(FTS_DDL)
@@ -137,18 +145,22 @@ def indexed_up_to(store: Store) -> int:
 
 
 def pending_lines(store: Store) -> int:
-    """About how many stored lines wait to be indexed (cheap: two index look-ups)."""
-    top = query(store, "SELECT COALESCE(MAX(id), 0) FROM logs")[0][0]
-    return max(0, int(top) - indexed_up_to(store))
+    """How many stored lines wait to be indexed."""
+    rows = query(
+        store,
+        "SELECT COALESCE(SUM(last_line - first_line + 1), 0) FROM log_chunks WHERE id > ?",
+        (indexed_up_to(store),),
+    )
+    return int(rows[0][0])
 
 
 def index_pending(
     store: Store, *, batch: int = BATCH, pause: float = 0.0, max_batches: int | None = None
 ) -> int:
-    """Index the lines stored since the last call, a short transaction per batch.
+    """Index the chunks stored since the last call, a short transaction per batch.
 
-    The cursor is read inside the write transaction, so two indexers (a search and a
-    finished execution at once) never index a line twice. Returns the lines indexed.
+    The cursor (a chunk id) is read inside the write transaction, so two indexers (a search
+    and a finished execution at once) never index a chunk twice. Returns the lines indexed.
     """
     ensure_index(store)
     done = 0
@@ -157,22 +169,23 @@ def index_pending(
         with store.transaction() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
             cursor = int(row[0]) if row else 0
-            upto, count = conn.execute(
-                "SELECT MAX(id), COUNT(*) FROM"
-                " (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)",
+            upto, lines = conn.execute(
+                "SELECT MAX(id), SUM(last_line - first_line + 1) FROM"
+                " (SELECT id, first_line, last_line FROM log_chunks WHERE id > ?"
+                " ORDER BY id LIMIT ?)",
                 (cursor, batch),
             ).fetchone()
-            if not count:
+            if upto is None:
                 break
             conn.execute(
-                "INSERT INTO logs_fts (rowid, text) SELECT id, text FROM logs"
+                "INSERT INTO log_chunks_fts (rowid, text) SELECT id, text FROM log_chunks"
                 " WHERE id > ? AND id <= ? ORDER BY id",
                 (cursor, upto),
             )
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(upto))
             )
-        done += int(count)
+        done += int(lines or 0)
         batches += 1
         if pause:
             time.sleep(pause)  # let a running execution's writer in between batches
@@ -191,6 +204,7 @@ class BackgroundIndexer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._again = False
+        self._finished: dict[str | None, None] = {}  # recently finished executions
 
     def __call__(self, item: object) -> None:
         if (
@@ -198,7 +212,12 @@ class BackgroundIndexer:
             and item.type == ev.RUN_STATUS
             and item.data.get("status") in ev.RUN_TERMINAL
         ):
+            self._finished[item.run_id] = None
+            while len(self._finished) > 64:
+                del self._finished[next(iter(self._finished))]
             self.kick()
+        elif isinstance(item, ev.LogBatch) and item.run_id in self._finished:
+            self.kick()  # its last lines were flushed after it finished
 
     def kick(self) -> None:
         with self._lock:
@@ -272,11 +291,110 @@ def _spans(marked: str | None, text: str) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
-_HIT_COLUMNS = (
-    "l.id, s.run_id, r.pipeline, r.number, s.stage, s.action, s.attempt, l.line_no, l.ts,"
-    " l.stream, l.text"
+_TOKEN = re.compile(r'"(?:[^"]|"")*"|\(|\)|[^\s()"]+')
+
+
+def candidate_query(match: str) -> str:
+    """A raw FTS5 query that every chunk holding a matching line matches too.
+
+    A chunk is many lines: `a NOT b` must still find the line with `a` in a chunk where
+    another line has `b`, and `^a` a line starting with `a` in the middle of a chunk. So
+    NOT clauses and `^` are left out here; the lines are then matched with the full query.
+    """
+    tokens = _TOKEN.findall(match)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "NOT":
+            i += 1
+            if i < len(tokens) and tokens[i] == "NEAR":
+                i += 1
+            if i < len(tokens) and tokens[i] == "(":
+                depth = 0
+                while i < len(tokens):
+                    depth += {"(": 1, ")": -1}.get(tokens[i], 0)
+                    i += 1
+                    if depth == 0:
+                        break
+            else:
+                i += 1
+                if i < len(tokens) and tokens[i] == "*":
+                    i += 1
+            continue
+        if tok.startswith("^"):
+            tok = tok[1:]
+            if not tok:
+                i += 1
+                continue
+        out.append(tok)
+        i += 1
+    return " ".join(out) or match
+
+
+class _LineMatcher:
+    """Which lines of a chunk match: by FTS5 (`match`) or by substring (`needle`)."""
+
+    def __init__(self, match: str | None = None, needle: str | None = None) -> None:
+        self.match = match
+        self.needle = needle.lower() if needle is not None else None
+        self._mem: sqlite3.Connection | None = None
+
+    def check(self) -> None:
+        """Raise sqlite3.OperationalError now when the query is not valid FTS5."""
+        if self.match is not None:
+            self._conn().execute("SELECT 1 FROM m WHERE m MATCH ?", (self.match,)).fetchall()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._mem is None:
+            self._mem = sqlite3.connect(":memory:", isolation_level=None)
+            self._mem.execute(f"CREATE VIRTUAL TABLE m USING fts5(text, tokenize='{_TOKENIZE}')")
+        return self._mem
+
+    def close(self) -> None:
+        if self._mem is not None:
+            self._mem.close()
+            self._mem = None
+
+    def lines(
+        self, text: str, count: int, marked: str | None
+    ) -> list[tuple[int, str, tuple[tuple[int, int], ...]]]:
+        """(index in the chunk, text, spans) of each matching line, in order."""
+        texts = [text] if count == 1 else text.split("\n")
+        if self.needle is not None:
+            out = []
+            n = len(self.needle)
+            for i, line in enumerate(texts):
+                at = line.lower().find(self.needle)
+                if at >= 0:
+                    out.append((i, line, ((at, at + n),)))
+            return out
+        if count == 1 or marked is None or _HL_START in text or _HL_END in text:
+            candidates = list(enumerate(texts))
+        else:
+            candidates = [
+                (i, texts[i]) for i, m in enumerate(marked.split("\n")) if _HL_START in m
+            ]
+        if not candidates:
+            return []
+        conn = self._conn()
+        conn.execute("DELETE FROM m")
+        conn.executemany("INSERT INTO m (rowid, text) VALUES (?, ?)", candidates)
+        found = dict(
+            conn.execute(
+                "SELECT rowid, highlight(m, 0, char(1), char(2)) FROM m WHERE m MATCH ?",
+                (self.match,),
+            ).fetchall()
+        )
+        return [(i, line, _spans(found[i], line)) for i, line in candidates if i in found]
+
+
+_CHUNK_COLUMNS = (
+    "c.id, s.run_id, r.pipeline, r.number, s.stage, s.action, s.attempt, c.first_line,"
+    " c.last_line, c.ts, c.stream, c.text, r.commit_id, r.branch, r.subject"
 )
-_JOINS = " JOIN log_sources s ON s.id = l.source JOIN runs r ON r.id = s.run_id"
+_JOINS = " JOIN log_sources s ON s.id = c.source JOIN runs r ON r.id = s.run_id"
+_PAGE = 16
 
 
 def _filters(pipeline: str | None, run_id: str | None) -> tuple[str, list[Any]]:
@@ -290,34 +408,27 @@ def _filters(pipeline: str | None, run_id: str | None) -> tuple[str, list[Any]]:
     return sql, args
 
 
-def _hit(
-    row: tuple[Any, ...], marked: str | None, spans: tuple[tuple[int, int], ...] | None = None
-) -> Hit:
-    i, rid, pipe, num, stage, action, attempt, line_no, ts, sc, text = row
+def _hit(row: tuple[Any, ...], index: int, text: str, spans: tuple[tuple[int, int], ...]) -> Hit:
+    cid, rid, pipe, num, stage, action, attempt, first, _last, ts, sc = row[:11]
     return Hit(
-        int(i),
+        line_id(int(cid), index),
         str(rid),
         str(pipe),
         int(num),
         str(stage),
         str(action),
         int(attempt),
-        int(line_no),
+        int(first) + index,
         float(ts),
         STREAMS[sc] if sc < len(STREAMS) else "stdout",
-        str(text),
-        _spans(marked, str(text)) if spans is None else spans,
+        text,
+        spans,
     )
 
 
-_FIRST_COLUMNS = (
-    "s.run_id, r.pipeline, r.number, l.ts, s.stage, s.action, l.line_no,"
-    " r.commit_id, r.branch, r.subject"
-)
-
-
-def _first_seen(row: tuple[Any, ...]) -> FirstSeen:
-    rid, pipe, num, ts, stage, action, line_no, commit, branch, subject = row
+def _first_seen(row: tuple[Any, ...], index: int) -> FirstSeen:
+    _cid, rid, pipe, num, stage, action, _attempt, first, _last, ts = row[:10]
+    commit, branch, subject = row[12:15]
     return FirstSeen(
         str(rid),
         str(pipe),
@@ -325,11 +436,30 @@ def _first_seen(row: tuple[Any, ...]) -> FirstSeen:
         float(ts),
         str(stage),
         str(action),
-        int(line_no),
+        int(first) + index,
         commit,
         branch,
         subject,
     )
+
+
+def _chunks(
+    store: Store, select: str, args: list[Any], *, newest_first: bool
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of `select` (which ends in a WHERE clause) a page at a time, by chunk id."""
+    cursor: int | None = None
+    order = "DESC" if newest_first else "ASC"
+    while True:
+        bound = ""
+        page_args = list(args)
+        if cursor is not None:
+            bound = " AND c.id < ?" if newest_first else " AND c.id > ?"
+            page_args.append(cursor)
+        rows = query(store, f"{select}{bound} ORDER BY c.id {order} LIMIT ?", [*page_args, _PAGE])
+        yield from rows
+        if len(rows) < _PAGE:
+            return
+        cursor = rows[-1][0]
 
 
 def search(
@@ -356,67 +486,92 @@ def search(
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc) and "read-only" not in str(exc):
                 raise
-    if not raw and not _has_words(text):
-        return _scan(store, text, limit=limit, pipeline=pipeline, run_id=run_id)
-    match = fts_query(text, raw=raw, prefix=prefix)
     where, args = _filters(pipeline, run_id)
-    base = f" FROM logs_fts f JOIN logs l ON l.id = f.rowid{_JOINS} WHERE logs_fts MATCH ?{where}"
+    if not raw and not _has_words(text):
+        # text without a word (`-->`, `:::`) cannot be an FTS phrase: look for it in the text
+        needle = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matcher = _LineMatcher(needle=text)
+        result = SearchResult(text, "")
+        select = (
+            f"SELECT {_CHUNK_COLUMNS}, NULL FROM log_chunks c{_JOINS}"
+            f" WHERE c.text LIKE '%' || ? || '%' ESCAPE '\\'{where}"
+        )
+        select_args = [needle, *args]
+        if "\n" in text:
+            return result  # a line never holds one
+    else:
+        match = fts_query(text, raw=raw, prefix=prefix)
+        matcher = _LineMatcher(match=match)
+        result = SearchResult(text, match)
+        chunk_match = match
+        if raw:
+            try:
+                matcher.check()
+            except sqlite3.OperationalError as exc:
+                matcher.close()
+                raise SearchError(
+                    f"not a valid FTS5 query ({exc}); leave out --raw to search the text as written"
+                ) from None
+            chunk_match = candidate_query(match)
+            try:
+                _LineMatcher(match=chunk_match).check()
+            except sqlite3.OperationalError:
+                chunk_match = match
+        select = (
+            f"SELECT {_CHUNK_COLUMNS}, highlight(log_chunks_fts, 0, char(1), char(2))"
+            f" FROM log_chunks_fts f JOIN log_chunks c ON c.id = f.rowid{_JOINS}"
+            f" WHERE log_chunks_fts MATCH ?{where}"
+        )
+        select_args = [chunk_match, *args]
     try:
-        rows = query(
-            store,
-            f"SELECT {_HIT_COLUMNS}, highlight(logs_fts, 0, char(1), char(2)){base}"
-            " ORDER BY f.rowid DESC LIMIT ?",
-            [match, *args, max(0, limit)],
-        )
-        total, executions = query(
-            store,
-            "SELECT COUNT(*), COUNT(DISTINCT s.run_id) FROM (SELECT rowid AS id FROM logs_fts"
-            " WHERE logs_fts MATCH ? ORDER BY rowid DESC LIMIT ?) m"
-            f" JOIN logs l ON l.id = m.id{_JOINS} WHERE 1=1{where}",
-            [match, COUNT_CAP + 1, *args],
-        )[0]
-        first = query(
-            store, f"SELECT {_FIRST_COLUMNS}{base} ORDER BY f.rowid ASC LIMIT 1", [match, *args]
-        )
+        _collect(store, result, matcher, select, select_args, limit)
     except sqlite3.OperationalError as exc:
         if raw:
             raise SearchError(
                 f"not a valid FTS5 query ({exc}); leave out --raw to search the text as written"
             ) from None
         raise
-    result = SearchResult(text, match, [_hit(r[:-1], r[-1]) for r in rows])
-    result.total = min(int(total), COUNT_CAP)
-    result.capped = int(total) > COUNT_CAP
-    result.executions = int(executions)
-    result.first_seen = _first_seen(first[0]) if first else None
+    finally:
+        matcher.close()
     return result
 
 
-def _scan(
-    store: Store, text: str, *, limit: int, pipeline: str | None, run_id: str | None
-) -> SearchResult:
-    """Text without a word (`-->`, `:::`) cannot be an FTS phrase: look for it line by line."""
-    where, args = _filters(pipeline, run_id)
-    needle = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    cond = f" FROM logs l{_JOINS} WHERE l.text LIKE '%' || ? || '%' ESCAPE '\\'{where}"
-    rows = query(
-        store, f"SELECT {_HIT_COLUMNS}{cond} ORDER BY l.id DESC LIMIT ?", [needle, *args, limit]
-    )
-    result = SearchResult(text, "")
-    lowered = text.lower()
-    for row in rows:
-        at = str(row[-1]).lower().find(lowered)
-        result.hits.append(_hit(row, None, ((at, at + len(text)),) if at >= 0 else ()))
-    total, executions = query(
-        store,
-        f"SELECT COUNT(*), COUNT(DISTINCT run_id) FROM (SELECT s.run_id AS run_id{cond} LIMIT ?)",
-        [needle, *args, COUNT_CAP + 1],
-    )[0]
-    result.total = min(int(total), COUNT_CAP)
-    result.capped = int(total) > COUNT_CAP
-    result.executions = int(executions)
-    first = query(
-        store, f"SELECT {_FIRST_COLUMNS}{cond} ORDER BY l.id ASC LIMIT 1", [needle, *args]
-    )
-    result.first_seen = _first_seen(first[0]) if first else None
-    return result
+def _collect(
+    store: Store,
+    result: SearchResult,
+    matcher: _LineMatcher,
+    select: str,
+    args: list[Any],
+    limit: int,
+) -> None:
+    """Fill hits (newest first), the count and first_seen from the matching chunks."""
+    total = 0
+    runs: set[str] = set()
+    oldest: tuple[tuple[Any, ...], int] | None = None
+    complete = True
+    for scanned, row in enumerate(_chunks(store, select, args, newest_first=True), 1):
+        found = matcher.lines(row[11], int(row[8]) - int(row[7]) + 1, row[-1])
+        if found:
+            oldest = (row, found[0][0])
+        for i, line, spans in reversed(found):
+            if len(result.hits) < limit:
+                result.hits.append(_hit(row, i, line, spans))
+            total += 1
+            if total <= COUNT_CAP + 1:
+                runs.add(str(row[1]))
+        if total > COUNT_CAP or scanned >= SCAN_CAP:
+            complete = False
+            break
+    result.total = min(total, COUNT_CAP)
+    result.capped = not complete
+    result.executions = len(runs)
+    if complete:
+        result.first_seen = _first_seen(*oldest) if oldest else None
+        return
+    for n, row in enumerate(_chunks(store, select, args, newest_first=False)):
+        found = matcher.lines(row[11], int(row[8]) - int(row[7]) + 1, row[-1])
+        if found:
+            result.first_seen = _first_seen(row, found[0][0])
+            return
+        if n >= SCAN_CAP:
+            return

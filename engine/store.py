@@ -70,16 +70,40 @@ CREATE TABLE IF NOT EXISTS log_sources (
     attempt INTEGER NOT NULL,
     UNIQUE (run_id, stage, action, attempt)
 );
-CREATE TABLE IF NOT EXISTS logs (
+-- Log lines are stored in chunks: one row per batch of consecutive lines of one action
+-- attempt read together (one stream, one read time), text = the lines joined by newlines.
+-- A chunk of one line holds its text verbatim (even a newline), and lines with `raw` bytes
+-- (invalid UTF-8, NUL) are always chunks of one line. A line's id is
+-- chunk id * 65536 + its index in the chunk (see line_id).
+CREATE TABLE IF NOT EXISTS log_chunks (
     id INTEGER PRIMARY KEY,
     source INTEGER NOT NULL,
-    line_no INTEGER NOT NULL,
+    first_line INTEGER NOT NULL,
+    last_line INTEGER NOT NULL,
     ts REAL NOT NULL,
     stream INTEGER NOT NULL,
     text TEXT NOT NULL,
     raw BLOB
 );
-CREATE INDEX IF NOT EXISTS logs_by_source ON logs (source, line_no);
+CREATE INDEX IF NOT EXISTS log_chunks_by_source ON log_chunks (source, first_line);
+CREATE INDEX IF NOT EXISTS log_chunks_by_time ON log_chunks (source, ts, last_line);
+-- `logs`: the chunks as one row per line, for ad-hoc SQL and tests only (it splits every
+-- chunk, so it is slow on big stores: Bakery itself never reads it)
+CREATE VIEW IF NOT EXISTS logs (id, source, line_no, ts, stream, text, raw) AS
+WITH RECURSIVE split (chunk, source, line_no, idx, ts, stream, raw, text, rest) AS (
+    SELECT id, source, first_line, 0, ts, stream, raw,
+        CASE WHEN last_line > first_line AND instr(text, char(10))
+            THEN substr(text, 1, instr(text, char(10)) - 1) ELSE text END,
+        CASE WHEN last_line > first_line AND instr(text, char(10))
+            THEN substr(text, instr(text, char(10)) + 1) END
+    FROM log_chunks
+    UNION ALL
+    SELECT chunk, source, line_no + 1, idx + 1, ts, stream, raw,
+        CASE WHEN instr(rest, char(10)) THEN substr(rest, 1, instr(rest, char(10)) - 1) ELSE rest END,
+        CASE WHEN instr(rest, char(10)) THEN substr(rest, instr(rest, char(10)) + 1) END
+    FROM split WHERE rest IS NOT NULL
+)
+SELECT chunk * 65536 + idx, source, line_no, ts, stream, text, raw FROM split;
 -- history, replay, compare, search, prune (engine/search.py, engine/prune.py) -----------
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
@@ -87,10 +111,11 @@ CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (branch, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (commit_id);
 CREATE INDEX IF NOT EXISTS runs_by_number ON runs (number);
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (created_at) WHERE finished_at IS NULL;
-CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(
-    text, content='logs', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+CREATE VIRTUAL TABLE IF NOT EXISTS log_chunks_fts USING fts5(
+    text, content='log_chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
--- logs_fts is filled lazily by engine/search.py from meta 'fts_cursor', never by triggers
+-- log_chunks_fts is filled lazily by engine/search.py from meta 'fts_chunk_cursor', never by
+-- triggers
 -- (end of history/search block) ---------------------------------------------------------
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY,
@@ -152,6 +177,83 @@ class StoredLine:
     raw: bytes | None
 
 
+CHUNK_LINES = 65536
+"""Most lines in one stored chunk (one read of a 64 KiB pipe never yields more)."""
+
+
+def line_id(chunk_id: int, index: int) -> int:
+    """A stored line's id: its chunk's id * CHUNK_LINES + its 0-based index in the chunk."""
+    return chunk_id * CHUNK_LINES + index
+
+
+def lines_to_chunks(lines: Iterable[ev.LogLine]) -> list[ev.LogChunk]:
+    """Group lines into chunks: consecutive lines of one attempt with the same read time and
+    stream and consecutive numbers. A line with `raw` bytes or a "\n" in its text gets a
+    chunk of its own."""
+    chunks: list[ev.LogChunk] = []
+    key: tuple[Any, ...] | None = None
+    texts: list[str] = []
+    first = 0
+
+    def close() -> None:
+        if key is not None and texts:
+            run_id, stage, action, attempt, ts, stream = key
+            chunks.append(
+                ev.LogChunk(
+                    run_id, stage, action, attempt, first, len(texts), ts, stream, "\n".join(texts)
+                )
+            )
+
+    for ln in lines:
+        this = (ln.run_id, ln.stage, ln.action, ln.attempt, ln.ts, ln.stream)
+        single = ln.raw is not None or "\n" in ln.text
+        if (
+            single
+            or this != key
+            or ln.line_no != first + len(texts)
+            or len(texts) >= CHUNK_LINES
+        ):
+            close()
+            key, texts, first = None, [], ln.line_no
+            if single:
+                chunks.append(
+                    ev.LogChunk(
+                        ln.run_id, ln.stage, ln.action, ln.attempt, ln.line_no, 1, ln.ts,
+                        ln.stream, ln.text, ln.raw,
+                    )
+                )
+                continue
+            key = this
+        texts.append(ln.text)
+    close()
+    return chunks
+
+
+def _split_chunk(chunk: ev.LogChunk) -> list[ev.LogChunk]:
+    """A chunk of more than CHUNK_LINES lines as several chunks."""
+    texts = ev.chunk_texts(chunk)
+    return [
+        chunk._replace(
+            first_line=chunk.first_line + i,
+            count=len(texts[i : i + CHUNK_LINES]),
+            text="\n".join(texts[i : i + CHUNK_LINES]),
+        )
+        for i in range(0, len(texts), CHUNK_LINES)
+    ]
+
+
+def _chunk_row(source: int, c: ev.LogChunk) -> tuple[Any, ...]:
+    return (
+        source,
+        c.first_line,
+        c.first_line + c.count - 1,
+        c.ts,
+        _STREAM_CODE.get(c.stream, 0),
+        c.text,
+        c.raw,
+    )
+
+
 class Store:
     """Thread-safe access to one Bakery database. Every write is one short transaction."""
 
@@ -207,8 +309,10 @@ class Store:
                     f"knows {SCHEMA_VERSION}); it was left unchanged. Upgrade Bakery to use it."
                 )
             self.conn.execute("PRAGMA journal_mode = WAL")  # persistent: the reader gets it too
-            if version == SCHEMA_VERSION:
-                return
+            if version == SCHEMA_VERSION and self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'log_chunks'"
+            ).fetchone():
+                return  # (a file from before log chunks gets the tables it lacks)
             with self.transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -221,7 +325,7 @@ class Store:
     def check(self) -> None:
         """Touch every table so a damaged file fails now rather than mid-run."""
         with self._lock:
-            for table in ("meta", "pipelines", "events", "runs", "log_sources", "logs", "commands"):
+            for table in ("meta", "pipelines", "events", "runs", "log_sources", "log_chunks", "commands"):
                 self.conn.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
             row = self.conn.execute("PRAGMA quick_check(1)").fetchone() if self._small() else None
         if row is not None and row[0] != "ok":
@@ -489,38 +593,49 @@ class Store:
         return int(row[0])
 
     def append_logs(self, lines: Sequence[ev.LogLine]) -> None:
-        """Store a batch of lines in one transaction."""
-        if not lines:
+        """Store a batch of lines in one transaction (grouped into chunks: see lines_to_chunks)."""
+        if lines:
+            self.append_chunks(lines_to_chunks(lines))
+
+    def append_chunks(self, chunks: Sequence[ev.LogChunk]) -> None:
+        """Store chunks of lines in one transaction: one row per chunk."""
+        if not chunks:
             return
         with self.transaction() as conn:
             rows = []
-            for line in lines:
-                source = self._source_id(
-                    conn, (line.run_id, line.stage, line.action, line.attempt)
-                )
+            source_id = self._source_id
+            code = _STREAM_CODE.get
+            for c in chunks:
+                if c.count > CHUNK_LINES:
+                    for part in _split_chunk(c):
+                        rows.append(_chunk_row(source_id(conn, part[:4]), part))
+                    continue
                 rows.append(
                     (
-                        source,
-                        line.line_no,
-                        line.ts,
-                        _STREAM_CODE.get(line.stream, 0),
-                        line.text,
-                        line.raw,
+                        source_id(conn, (c.run_id, c.stage, c.action, c.attempt)),
+                        c.first_line,
+                        c.first_line + c.count - 1,
+                        c.ts,
+                        code(c.stream, 0),
+                        c.text,
+                        c.raw,
                     )
                 )
             conn.executemany(
-                "INSERT INTO logs (source, line_no, ts, stream, text, raw) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO log_chunks (source, first_line, last_line, ts, stream, text, raw)"
+                " VALUES (?,?,?,?,?,?,?)",
                 rows,
             )
 
     def last_line_no(self, run_id: str, stage: str, action: str, attempt: int) -> int:
         """The highest line number stored for one action attempt (0 when none)."""
         row = self._read(
-            "SELECT COALESCE(MAX(l.line_no), 0) FROM logs l JOIN log_sources s ON s.id = l.source"
-            " WHERE s.run_id = ? AND s.stage = ? AND s.action = ? AND s.attempt = ?",
+            "SELECT c.last_line FROM log_chunks c JOIN log_sources s ON s.id = c.source"
+            " WHERE s.run_id = ? AND s.stage = ? AND s.action = ? AND s.attempt = ?"
+            " ORDER BY c.first_line DESC LIMIT 1",
             (run_id, stage, action, attempt),
         )
-        return int(row[0][0])
+        return int(row[0][0]) if row else 0
 
     def logs(
         self,
@@ -533,12 +648,18 @@ class Store:
         until_ts: float | None = None,
         limit: int | None = None,
     ) -> list[StoredLine]:
-        """Log lines of an execution, in the order they were stored."""
+        """Log lines of an execution, in the order they were stored.
+
+        `StoredLine.id` grows in that order (see line_id), so the last line's id given back
+        as `after_id` continues where a previous call stopped (`bakery logs --follow`).
+        """
         sql = (
-            "SELECT l.id, s.stage, s.action, s.attempt, l.line_no, l.ts, l.stream, l.text, l.raw"
-            " FROM logs l JOIN log_sources s ON s.id = l.source WHERE s.run_id = ? AND l.id > ?"
+            "SELECT c.id, s.stage, s.action, s.attempt, c.first_line, c.last_line, c.ts,"
+            " c.stream, c.text, c.raw FROM log_chunks c JOIN log_sources s ON s.id = c.source"
+            " WHERE s.run_id = ? AND c.id >= ?"
         )
-        args: list[Any] = [run_id, after_id]
+        first_chunk, skip = divmod(max(0, after_id), CHUNK_LINES)
+        args: list[Any] = [run_id, first_chunk]
         if stage is not None:
             sql += " AND s.stage = ?"
             args.append(stage)
@@ -549,17 +670,33 @@ class Store:
             sql += " AND s.attempt = ?"
             args.append(attempt)
         if until_ts is not None:
-            sql += " AND l.ts <= ?"
+            sql += " AND c.ts <= ?"
             args.append(until_ts)
-        sql += " ORDER BY l.id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        rows = self._read(sql, args)
-        return [
-            StoredLine(i, st, ac, at, n, ts, STREAMS[sc] if sc < len(STREAMS) else "stdout", t, r)
-            for i, st, ac, at, n, ts, sc, t, r in rows
-        ]
+        # one query: a chunk holds at least one line, so limit + 1 chunks (the first may be
+        # used up already) always hold `limit` lines
+        sql += " ORDER BY c.id LIMIT ?"
+        args.append(-1 if limit is None else limit + 1)
+        out: list[StoredLine] = []
+        remaining = limit
+        for cid, st, ac, at, first, last, ts, sc, text, raw in self._read(sql, args):
+            texts = [text] if last == first else text.split("\n")
+            begin = skip + 1 if cid == first_chunk else 0
+            stop = len(texts) if remaining is None else min(len(texts), begin + remaining)
+            if begin >= stop:
+                if remaining is not None and remaining <= 0:
+                    break
+                continue
+            stream = STREAMS[sc] if sc < len(STREAMS) else "stdout"
+            base = cid * CHUNK_LINES
+            out.extend(
+                [
+                    StoredLine(base + i, st, ac, at, first + i, ts, stream, texts[i], raw)
+                    for i in range(begin, stop)
+                ]
+            )
+            if remaining is not None:
+                remaining -= stop - begin
+        return out
 
     # -- commands (the inbox other bakery processes write to) ----------------------------
     def post_command(self, run_id: str | None, kind: str, payload: dict[str, Any]) -> int:

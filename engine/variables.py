@@ -1,8 +1,9 @@
 """`#{namespace.key}` substitution.
 
-In `run` commands every value is quoted for the shell position it lands in (bare, inside
-double quotes, inside single quotes), so untrusted text such as a commit message is always
-data and never code. In env values, params and messages the raw value is used.
+In `run` commands a reference becomes an environment variable expansion, quoted for the
+position it lands in, and the value travels in the environment (`resolve_shell_env`), so
+untrusted text such as a commit message is always data and never code, whatever quoting
+context it sits in. In env values, params and messages the raw value is used.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def resolve_shell(text: str, scope: Scope) -> str:
             return _quote_for_double(value)
         if state == "'":
             return value.replace("'", "'\\''")
+        if state == HEREDOC:
+            return value
         return shlex.quote(value)
 
     return _substitute(text, render)
@@ -82,7 +85,7 @@ def resolve_shell_env(text: str, scope: Scope) -> tuple[str, dict[str, str]]:
                 name += "_"
             names[(namespace, key)] = name
             env[name] = value
-        if state == '"':
+        if state in ('"', HEREDOC):
             return "${" + name + "}"
         if state == "'":
             return "'\"${" + name + "}\"'"
@@ -91,31 +94,100 @@ def resolve_shell_env(text: str, scope: Scope) -> tuple[str, dict[str, str]]:
     return _substitute(text, render), env
 
 
-def _substitute(text: str, render: Callable[[str, str, str], str]) -> str:
-    """Replace each reference by `render(namespace, key, quoting state)`.
+_HEREDOC = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
+HEREDOC = "<<"
+"""The state of a reference in the body of a heredoc whose delimiter is not quoted."""
 
-    The state is "", "'" or '"': the kind of quotes the reference sits in.
+
+def _substitute(text: str, render: Callable[[str, str, str], str]) -> str:
+    """Replace each reference by `render(namespace, key, state)`.
+
+    The state is "", "'" or '"' (the quotes the reference sits in) or HEREDOC. A small bash
+    lexer follows quotes through `$(...)` and backticks (which start unquoted again, even
+    inside "..."), skips comments (references there stay as written) and heredoc bodies
+    (a quoted delimiter means no expansion: references stay as written). Where it guesses
+    wrong the value is still data, since what runs only expands environment variables.
     """
     out: list[str] = []
-    state = ""  # "", "'" or '"'
-    i = 0
-    n = len(text)
+    frames: list[tuple[str, str, int]] = []  # the (closer, quote, parens) of outer levels
+    closer, quote, parens = "", "", 0  # closer: "" at the top, ")" in $(...), "`" in `...`
+    heredocs: list[tuple[str, bool, bool]] = []  # opened on this line: (word, -, quoted)
+    i, n = 0, len(text)
     while i < n:
         m = VAR_REF.match(text, i)
         if m:
-            out.append(render(m.group(1), m.group(2), state))
+            out.append(render(m.group(1), m.group(2), quote))
             i = m.end()
             continue
         ch = text[i]
-        if ch == "\\" and state != "'" and i + 1 < n:
-            out.append(text[i : i + 2])
-            i += 2
+        step = 1
+        if quote == "'":
+            if ch == "'":
+                quote = ""
+        elif ch == "\\" and i + 1 < n:
+            step = 2
+        elif ch == '"':
+            quote = "" if quote == '"' else '"'
+        elif text.startswith("$(", i):
+            frames.append((closer, quote, parens))
+            closer, quote, parens = ")", "", 0
+            step = 2
+        elif ch == "`":
+            if closer == "`" and not quote:
+                closer, quote, parens = frames.pop()
+            else:
+                frames.append((closer, quote, parens))
+                closer, quote, parens = "`", "", 0
+        elif quote:
+            pass  # inside "...": only the cases above matter
+        elif ch == "'":
+            quote = "'"
+        elif ch == "(":
+            parens += 1
+        elif ch == ")":
+            if parens:
+                parens -= 1
+            elif closer == ")" and frames:
+                closer, quote, parens = frames.pop()
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n;&|()"):
+            end = text.find("\n", i)
+            step = (n if end < 0 else end) - i  # a comment, kept as written
+        elif text.startswith("<<", i) and not text.startswith("<<<", i):
+            hd = _HEREDOC.match(text, i)
+            if hd:
+                word = hd.group(2) if hd.group(2) is not None else hd.group(3)
+                heredocs.append((word if word is not None else hd.group(4), bool(hd.group(1)), word is not None))
+                step = hd.end() - i
+        elif ch == "\n" and heredocs:
+            out.append(ch)
+            i = _heredoc_bodies(text, i + 1, heredocs, render, out)
+            heredocs = []
             continue
-        if ch in "'\"":
-            if state == "":
-                state = ch
-            elif state == ch:
-                state = ""
-        out.append(ch)
-        i += 1
+        out.append(text[i : i + step])
+        i += step
     return "".join(out)
+
+
+def _heredoc_bodies(
+    text: str,
+    i: int,
+    heredocs: list[tuple[str, bool, bool]],
+    render: Callable[[str, str, str], str],
+    out: list[str],
+) -> int:
+    """Copy the bodies of the heredocs opened on the line just ended; returns where they end."""
+    for word, strip_tabs, quoted in heredocs:
+        while i < len(text):
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end + 1
+            line = text[i:end]
+            if (line.lstrip("\t") if strip_tabs else line).rstrip("\n") == word:
+                out.append(line)
+                i = end
+                break
+            if quoted:
+                out.append(line)
+            else:
+                out.append(VAR_REF.sub(lambda m: render(m.group(1), m.group(2), HEREDOC), line))
+            i = end
+    return i

@@ -43,6 +43,11 @@ class ActionContext:
     def on_output(self, lines: list[OutputLine]) -> None:
         self.recorder.log_output(self.run_id, self.stage, self.action.name, self.attempt, lines)
 
+    def on_chunk(self, ts: float, stream: str, text: str, count: int) -> None:
+        self.recorder.log_chunk(
+            self.run_id, self.stage, self.action.name, self.attempt, ts, stream, text, count
+        )
+
     @property
     def artifacts_dir(self) -> Path:
         return self.run_dir / "artifacts"

@@ -106,6 +106,7 @@ async def run_child(
         grace=ctx.grace,
         max_log_bytes=log_limit(),
         throttle=ctx.recorder.congested,
+        on_chunk=ctx.on_chunk,
     )
     try:
         return await proc.wait(timeout=timeout or ctx.action.timeout)

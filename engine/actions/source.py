@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tarfile
 
 from engine import events as ev
 from engine.actions.base import ActionContext, Outcome
@@ -32,7 +33,7 @@ async def run(ctx: ActionContext) -> Outcome:
         dest = ctx.artifacts_dir / artifact.name
         try:
             count = await asyncio.to_thread(export_tree, ctx.repo, commit_id, dest)
-        except (GitError, OSError) as exc:
+        except (GitError, OSError, tarfile.TarError) as exc:  # TarError: a link leaving the tree
             return Outcome.fail(ev.JOB_FAILED, f"cannot check out {commit_id[:8]}: {exc}")
         ctx.log(f"artifact {artifact.name}: {count} files")
     return Outcome.ok(variables)

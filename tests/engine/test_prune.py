@@ -73,8 +73,10 @@ def counts(store: Store, rid: str) -> tuple[int, int, int, int]:
 
 
 def fts_consistent(store: Store) -> None:
-    with store.transaction() as conn:  # raises if the index and `logs` disagree
-        conn.execute("INSERT INTO logs_fts (logs_fts, rank) VALUES ('integrity-check', 1)")
+    with store.transaction() as conn:  # raises if the index and `log_chunks` disagree
+        conn.execute(
+            "INSERT INTO log_chunks_fts (log_chunks_fts, rank) VALUES ('integrity-check', 1)"
+        )
 
 
 @pytest.fixture

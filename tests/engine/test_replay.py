@@ -15,7 +15,7 @@ from engine import replay as replay_mod
 from engine.core import Engine
 from engine.loader import load_pipeline
 from engine.replay import ReplayError, Timeline, load_timeline
-from engine.store import Store
+from engine.store import CHUNK_LINES, Store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -201,11 +201,15 @@ def test_a_million_lines_open_without_loading_them(
     source = store.logs("r1")[0]
     total = 1_000_000
     with store.transaction() as conn:  # generated in SQL: a Python loop would dominate the test
-        src = conn.execute("SELECT source FROM logs WHERE id = ?", (source.id,)).fetchone()[0]
+        src = conn.execute(
+            "SELECT source FROM log_chunks WHERE id = ?", (source.id // CHUNK_LINES,)
+        ).fetchone()[0]
+        # chunks of 100 lines (lines 2-100, 101-200, ...), each read at its last line's time
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-            " INSERT INTO logs (source, line_no, ts, stream, text)"
-            " SELECT ?, i, ? + 1.0 + i / 65536.0, 0, 'generated line ' || i FROM n",
+            " INSERT INTO log_chunks (source, first_line, last_line, ts, stream, text)"
+            " SELECT ?, MIN(i), MAX(i), ? + 1.0 + MAX(i) / 65536.0, 0,"
+            " group_concat('generated line ' || i, char(10)) FROM n GROUP BY (i - 1) / 100",
             (total, src, origin),
         )
     largest: list[int] = []

@@ -91,7 +91,7 @@ async def test_hits_name_execution_action_line_and_time(two_runs: Any) -> None:
 async def test_indexing_is_lazy_and_never_by_trigger(two_runs: Any) -> None:
     _repo, store, (_first, second), _commits = two_runs
     assert query(store, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
-    top = query(store, "SELECT MAX(id) FROM logs")[0][0]
+    top = query(store, "SELECT MAX(id) FROM log_chunks")[0][0]
     search(store, "collecting")
     assert indexed_up_to(store) == top
     assert index_pending(store) == 0  # nothing twice
@@ -114,7 +114,7 @@ async def test_finished_execution_is_indexed_in_the_background(
         indexer = BackgroundIndexer(engine.store.path)
         indexer.kick()
     indexer.wait(10)
-    top = query(engine.store, "SELECT MAX(id) FROM logs")[0][0]
+    top = query(engine.store, "SELECT MAX(id) FROM log_chunks")[0][0]
     assert indexed_up_to(engine.store) == top
     assert search(engine.store, "background words", index=False).total == 1
 
