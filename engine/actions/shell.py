@@ -96,7 +96,8 @@ async def run_child(
 ) -> ProcessResult:
     """Run one child for the action; cancelling this (abandon) stops its whole tree."""
     cookie = ("BAKERY_JOB_ID", f"{ctx.run_id}.{ctx.stage}.{ctx.action.name}.{ctx.attempt}")
-    proc = await ChildProcess.spawn(
+    # shielded: a stop that lands while the child starts must not leave its tree behind
+    spawning = asyncio.ensure_future(ChildProcess.spawn(
         argv,
         cwd=ctx.workspace,
         env=env,
@@ -107,12 +108,15 @@ async def run_child(
         max_log_bytes=log_limit(),
         throttle=ctx.recorder.congested,
         on_chunk=ctx.on_chunk,
-    )
+    ))
     try:
+        proc = await asyncio.shield(spawning)
         return await proc.wait(timeout=timeout or ctx.action.timeout)
     except asyncio.CancelledError:
-        # Abandoned (a stop, bakery closing): end the whole tree (TERM, grace, KILL, sweep)
-        # and report how it ended, so the action records the signal that ended it.
+        # Abandoned (a stop, bakery closing), maybe while the child was still starting: end
+        # the whole tree (TERM, grace, KILL, sweep) and report how it ended, so the action
+        # records the signal that ended it.
+        proc = await spawning
         await asyncio.shield(proc.stop(ctx.grace))
         task = asyncio.current_task()
         if task is not None:
