@@ -77,3 +77,50 @@ def make_repo(tmp_path: Path) -> Callable[..., Repo]:
         return repo
 
     return make
+
+
+class EngineKit:
+    """A started engine on a test repository, with its pipeline registered."""
+
+    def __init__(self, repo: Repo, grace: float) -> None:
+        from engine.core import Engine
+        from engine.loader import load_pipeline
+
+        self.engine = Engine(repo.path, repo.path / ".git" / "bakery-test", grace=grace)
+        self.pipeline = load_pipeline(repo.path / "bakery.yaml")
+        self.version = 0
+
+    async def start(self) -> EngineKit:
+        await self.engine.start()
+        self.version = self.engine.register(self.pipeline, "bakery.yaml")
+        return self
+
+    async def execution(self, **kw: object) -> object:
+        return await self.engine.start_execution(self.pipeline, version=self.version, **kw)
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Wait until `predicate()` is true (a hang guard, not a timing assertion)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def engine_kit() -> Callable[..., object]:
+    """`await engine_kit(repo, grace=...)`: a started engine with the repo's pipeline."""
+
+    async def make(repo: Repo, grace: float = 5.0) -> EngineKit:
+        return await EngineKit(repo, grace).start()
+
+    return make
+
+
+@pytest.fixture
+def until() -> Callable[..., object]:
+    return eventually

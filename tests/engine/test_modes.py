@@ -10,7 +10,6 @@ import pytest
 
 from engine import events as ev
 from engine.core import Engine
-from engine.loader import load_pipeline
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,23 +28,20 @@ stages:
 """
 
 
-async def start_many(repo: Any, count: int, gap: float = 0.1) -> tuple[Engine, list[Any]]:
-    engine = Engine(repo.path, repo.path / ".git" / "bk")
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    version = engine.register(p, "bakery.yaml")
+async def start_many(kit: Any, count: int, gap: float = 0.1) -> tuple[Engine, list[Any]]:
+    engine = kit.engine
     runs = []
     for _ in range(count):
-        runs.append(await engine.start_execution(p, version=version))
+        runs.append(await kit.execution())
         await asyncio.sleep(gap)
     states = [await engine.wait(ex.run_id) for ex in runs]
     await engine.close()
     return engine, states
 
 
-async def test_superseded_newest_wins_older_waiters_superseded(make_repo: Callable[..., Any]) -> None:
+async def test_superseded_newest_wins_older_waiters_superseded(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(BODY.format(mode="superseded"))
-    engine, states = await start_many(repo, 4)
+    engine, states = await start_many(await engine_kit(repo), 4)
     statuses = [s.status for s in states]
     assert statuses[0] == ev.SUCCEEDED  # first one was never overtaken
     assert statuses[-1] == ev.SUCCEEDED  # the newest always goes through
@@ -65,35 +61,30 @@ async def test_superseded_newest_wins_older_waiters_superseded(make_repo: Callab
         assert start >= end
 
 
-async def test_queued_runs_one_by_one_in_order(make_repo: Callable[..., Any]) -> None:
+async def test_queued_runs_one_by_one_in_order(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(BODY.format(mode="queued"))
-    engine, states = await start_many(repo, 3)
+    engine, states = await start_many(await engine_kit(repo), 3)
     assert [s.status for s in states] == [ev.SUCCEEDED] * 3
     builds = [s.stage("Build") for s in states]
     for earlier, later in zip(builds, builds[1:], strict=False):
         assert later.started_at >= earlier.finished_at
 
 
-async def test_parallel_runs_overlap(make_repo: Callable[..., Any]) -> None:
+async def test_parallel_runs_overlap(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(BODY.format(mode="parallel"))
-    engine, states = await start_many(repo, 3, gap=0.05)
+    engine, states = await start_many(await engine_kit(repo), 3, gap=0.05)
     assert [s.status for s in states] == [ev.SUCCEEDED] * 3
     a, b = states[0].stage("Build"), states[1].stage("Build")
     assert b.started_at < a.finished_at
 
 
-async def test_disabled_transition_holds_then_releases(make_repo: Callable[..., Any]) -> None:
+async def test_disabled_transition_holds_then_releases(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(BODY.format(mode="superseded"))
-    engine = Engine(repo.path, repo.path / ".git" / "bk")
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    version = engine.register(p, "bakery.yaml")
+    kit = await engine_kit(repo)
+    engine = kit.engine
     await engine.set_transition("modes", "Deploy", enabled=False, reason="freeze")
-    ex = await engine.start_execution(p, version=version)
-    for _ in range(100):
-        if ex.state.waiting and ex.state.waiting["stage"] == "Deploy":
-            break
-        await asyncio.sleep(0.05)
+    ex = await kit.execution()
+    await until(lambda: ex.state.waiting and ex.state.waiting["stage"] == "Deploy")
     assert ex.state.waiting["reason"] == "transition disabled: freeze"
     assert ex.state.stage("Deploy").status is None
     await engine.set_transition("modes", "Deploy", enabled=True)
@@ -104,17 +95,13 @@ async def test_disabled_transition_holds_then_releases(make_repo: Callable[..., 
     assert [c.data["enabled"] for c in changes] == [False, True]
 
 
-async def test_stop_while_waiting_in_front_of_a_stage(make_repo: Callable[..., Any]) -> None:
+async def test_stop_while_waiting_in_front_of_a_stage(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(BODY.format(mode="superseded"))
-    engine = Engine(repo.path, repo.path / ".git" / "bk")
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
+    kit = await engine_kit(repo)
+    engine = kit.engine
     await engine.set_transition("modes", "Build", enabled=False, reason="hold")
-    ex = await engine.start_execution(p, version=engine.register(p, "bakery.yaml"))
-    for _ in range(100):
-        if ex.state.waiting:
-            break
-        await asyncio.sleep(0.05)
+    ex = await kit.execution()
+    await until(lambda: ex.state.waiting)
     await engine.stop(ex.run_id, mode="wait", comment="not today")
     state = await engine.wait(ex.run_id)
     await engine.close()

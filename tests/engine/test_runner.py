@@ -226,16 +226,12 @@ async def test_approval_timeout_fails(make_repo: Callable[..., Any]) -> None:
     assert state.action("Gate", "Ask").error["type"] == ev.TIMED_OUT
 
 
-async def test_stale_and_repeated_answers_are_refused(make_repo: Callable[..., Any]) -> None:
+async def test_stale_and_repeated_answers_are_refused(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(pipeline("  - name: Gate\n    actions:\n      - {name: Ask, category: approval, approvers: [boss@bakery.test]}\n"))
-    engine = Engine(repo.path, repo.path / ".git" / "bk")
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    ex = await engine.start_execution(p, version=engine.register(p, "bakery.yaml"))
-    for _ in range(100):
-        if ex.state.pending_approvals():
-            break
-        await asyncio.sleep(0.05)
+    kit = await engine_kit(repo)
+    engine = kit.engine
+    ex = await kit.execution()
+    await until(ex.state.pending_approvals)
     with pytest.raises(ControlError, match="may not answer"):
         engine.decide(ex.run_id, "Gate", "Ask", ev.APPROVED, by="intern@bakery.test")
     with pytest.raises(ControlError, match="stale"):
@@ -249,16 +245,12 @@ async def test_stale_and_repeated_answers_are_refused(make_repo: Callable[..., A
     assert state.status == ev.SUCCEEDED and len(decided) == 1
 
 
-async def test_prevent_self_approval(make_repo: Callable[..., Any]) -> None:
+async def test_prevent_self_approval(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(pipeline("  - name: Gate\n    actions:\n      - {name: Ask, category: approval, prevent_self_approval: true}\n"))
-    engine = Engine(repo.path, repo.path / ".git" / "bk")
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    ex = await engine.start_execution(p, version=engine.register(p, "bakery.yaml"))
-    for _ in range(100):
-        if ex.state.pending_approvals():
-            break
-        await asyncio.sleep(0.05)
+    kit = await engine_kit(repo)
+    engine = kit.engine
+    ex = await kit.execution()
+    await until(ex.state.pending_approvals)
     with pytest.raises(ControlError, match="prevent_self_approval"):
         engine.decide(ex.run_id, "Gate", "Ask", ev.APPROVED, by="ada@bakery.test")
     engine.decide(ex.run_id, "Gate", "Ask", ev.APPROVED, by="bob@bakery.test")
@@ -266,17 +258,16 @@ async def test_prevent_self_approval(make_repo: Callable[..., Any]) -> None:
     await engine.close()
 
 
-async def test_timeout_ends_the_whole_tree(make_repo: Callable[..., Any]) -> None:
+async def test_timeout_ends_the_whole_tree(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(
         pipeline(
             "  - name: B\n    actions:\n      - {name: Hang, category: build, timeout: 1s, run: \"trap '' TERM; sleep 30 & sleep 30\"}\n"
         )
     )
     started = time.monotonic()
-    engine = Engine(repo.path, repo.path / ".git" / "bk", grace=0.5)
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    ex = await engine.start_execution(p, version=engine.register(p, "bakery.yaml"))
+    kit = await engine_kit(repo, grace=0.5)
+    engine = kit.engine
+    ex = await kit.execution()
     state = await engine.wait(ex.run_id)
     await engine.close()
     hang = state.action("B", "Hang")
@@ -332,7 +323,7 @@ async def test_invoke_returns_variables_and_failures_are_contained(make_repo: Ca
     assert "hello from Ada Baker" in lines
 
 
-async def test_stop_abandon_and_retry(make_repo: Callable[..., Any]) -> None:
+async def test_stop_abandon_and_retry(make_repo: Callable[..., Any], engine_kit: Any, until: Any) -> None:
     repo = make_repo(
         pipeline(
             """
@@ -346,14 +337,10 @@ async def test_stop_abandon_and_retry(make_repo: Callable[..., Any]) -> None:
 """
         )
     )
-    engine = Engine(repo.path, repo.path / ".git" / "bk", grace=0.5)
-    await engine.start()
-    p = load_pipeline(repo.path / "bakery.yaml")
-    ex = await engine.start_execution(p, version=engine.register(p, "bakery.yaml"))
-    for _ in range(200):
-        if ex.state.action("Build", "Slow").status == ev.IN_PROGRESS:
-            break
-        await asyncio.sleep(0.05)
+    kit = await engine_kit(repo, grace=0.5)
+    engine = kit.engine
+    ex = await kit.execution()
+    await until(lambda: ex.state.action("Build", "Slow").status == ev.IN_PROGRESS)
     await asyncio.sleep(0.3)
     await engine.stop(ex.run_id, mode="abandon", comment="wrong commit")
     state = await engine.wait(ex.run_id)
