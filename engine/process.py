@@ -49,6 +49,8 @@ DISCARD_CHUNK = 1024 * 1024
 """Bytes asked for per read once the log cap is reached: fewer loop turns to drain a flood."""
 
 DRAIN_SECONDS = 0.3
+DRAIN_LIMIT = 30.0
+"""After the exit, the most time given to a pipe that keeps receiving bytes from a holder."""
 """How long readers may keep reading after the child exited and its group was killed."""
 
 THROTTLE_PAUSE = 0.005
@@ -181,6 +183,7 @@ class ChildProcess:
 
     pid: int
     _throttle: Callable[[], bool] | None = None
+    _last_read: float = 0.0  # monotonic time of the last bytes read from either pipe
     _on_chunk: Callable[[float, str, str, int], None] | None = None
 
     def __init__(self) -> None:  # use spawn()
@@ -404,7 +407,7 @@ class ChildProcess:
                 await asyncio.shield(self._terminating)
             elif self._sweep_on_exit or self._killed_now:
                 await self._sweep_until_quiet()
-            _, pending = await asyncio.wait(self._readers, timeout=DRAIN_SECONDS)
+            pending = await self._drain()
             for task in pending:
                 task.cancel()
             outcomes = await asyncio.gather(*self._readers, return_exceptions=True)
@@ -432,6 +435,23 @@ class ChildProcess:
             duration=self._exited_at - self._started,
         )
 
+    async def _drain(self) -> set[asyncio.Task[None]]:
+        """Let the readers finish what the pipes still hold; return those still blocked.
+
+        What the child wrote before it exited is read to the end however long that takes
+        while bytes keep coming (a busy machine may need seconds); only a pipe that stays
+        silent for DRAIN_SECONDS (held open by a process we could not end) is given up,
+        and DRAIN_LIMIT bounds a holder that keeps writing.
+        """
+        started = time.monotonic()
+        pending: set[asyncio.Task[None]] = set(self._readers)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+            now = time.monotonic()
+            if now - self._last_read >= DRAIN_SECONDS or now - started >= DRAIN_LIMIT:
+                break
+        return pending
+
     # -- output -----------------------------------------------------------------------------
 
     async def _read(self, name: str, reader: asyncio.StreamReader) -> None:
@@ -439,6 +459,7 @@ class ChildProcess:
         splitter = self._splitters[name]
         read = reader.read
         while chunk := await read(CHUNK):
+            self._last_read = time.monotonic()
             if self._truncated:
                 while await read(DISCARD_CHUNK):
                     pass
