@@ -301,11 +301,17 @@ def board(cfg: Config) -> list[Row]:
     lines = 60_000 if cfg.quick else 300_000
     r = _worker("board", str(lines), timeout=900)
     return [
-        Row("board", "key press -> handled while 3 actions flood, p50", r["busy_p50"] * 1000, "ms",
-            r["idle_p50"] * 1000, "same keys on an idle board, p50", "", None),
-        Row("board", "key press -> handled while 3 actions flood, p95", r["busy_p95"] * 1000, "ms",
-            r["idle_p95"] * 1000, "same keys on an idle board, p95", "<= 100 ms",
+        Row("board", "key press -> handled and drawn while 3 actions flood, p50",
+            r["busy_p50"] * 1000, "ms", r["idle_p50"] * 1000,
+            "same keys on the same board after the flood, p50", "", None),
+        Row("board", "key press -> handled and drawn while 3 actions flood, p95",
+            r["busy_p95"] * 1000, "ms", r["idle_p95"] * 1000,
+            "same keys on the same board after the flood, p95", "<= 100 ms",
             r["busy_p95"] <= 0.100, note=f"{r['keys']} keys, 3 x {lines:,} lines"),
+        Row("board", "pilot.press while flooding, p50 (waits for an idle *process*)",
+            (r.get("busy_pilot_p50") or 0) * 1000, "ms", r["idle_pilot_p50"] * 1000,
+            "pilot.press after the flood, p50", "", None,
+            note="not a key latency: wait_for_idle needs the whole process idle (1 s cap, twice)"),
         Row("board", "lines per second taken in by the board", r["lines_per_s"], "lines/s",
             None, "", "", None, note=f"{r['lines_seen']:,} lines in {r['flood_s']:.1f} s"),
         Row("board", "peak RSS (board + engine, one process)", r["rss_mb"], "MB",

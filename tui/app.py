@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -36,6 +36,7 @@ from tui.widgets.header import HeaderInfo
 
 DRAIN_INTERVAL = 0.04
 TICK_INTERVAL = 0.1
+INPUT_HOLD = 0.25  # seconds the engine's log output waits after a key press or a click
 
 
 class BakeryApp(App[int]):
@@ -164,11 +165,23 @@ class BakeryApp(App[int]):
         if self.on_ready is not None:
             self.on_ready(self)
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            hold = getattr(self.source, "hold", None)
+            if hold is not None:  # input first: a flood waits while a key is answered
+                hold(INPUT_HOLD)
+        await super().on_event(event)
+
     async def _drain(self) -> None:
         items = self.source.drain()
         if not items:
             return
+        started = time.perf_counter()
         changes = self.model.ingest(items)
+        applied = getattr(self.source, "applied", None)  # a live source paces its drains
+        if applied is not None:
+            lines = sum(len(i.lines) for i in items if isinstance(i, ev.LogBatch))
+            applied(lines, time.perf_counter() - started)
         if changes:
             with contextlib.suppress(NoMatches):
                 await self.apply_changes(changes)

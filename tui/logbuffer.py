@@ -14,6 +14,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from engine.sanitize import strip_ansi
 
@@ -30,25 +31,51 @@ ERROR_PATTERN = re.compile(
 )
 
 
-@dataclass(slots=True)
 class _Chunk:
-    blob: str
-    starts: array  # offset of each line in blob, plus a final len(blob)+1 sentinel
-    ts: array
-    streams: bytes
-    plain: str | None = None  # the blob without colour codes, when it had any (for search)
-    plain_starts: array | None = None
+    """CHUNK sealed lines: one string, the read times and the streams.
+
+    Line offsets are found on first use (drawing or searching this chunk), not when the
+    chunk is sealed: a flood seals chunks the reader may never look at.
+    """
+
+    __slots__ = ("blob", "ts", "streams", "plain", "_starts", "_plain_starts")
+
+    def __init__(
+        self, blob: str, ts: array, streams: bytes, plain: str | None = None,
+        starts: array | None = None,
+    ) -> None:
+        self.blob = blob
+        self.ts = ts
+        self.streams = streams
+        self.plain = plain  # the blob without colour codes, when it had any (for search)
+        self._starts = starts
+        self._plain_starts: array | None = None
+
+    @property
+    def starts(self) -> array:
+        """Offset of each line in blob, plus a final len(blob)+1 sentinel."""
+        if self._starts is None:
+            self._starts = _offsets(self.blob.split("\n"))
+        return self._starts
 
     def searchable(self) -> tuple[str, array]:
-        if self.plain is not None and self.plain_starts is not None:
-            return self.plain, self.plain_starts
+        if self.plain is not None:
+            if self._plain_starts is None:
+                self._plain_starts = _offsets(self.plain.split("\n"))
+            return self.plain, self._plain_starts
         return self.blob, self.starts
 
     def line(self, j: int) -> str:
-        return self.blob[self.starts[j] : self.starts[j + 1] - 1]
+        starts = self.starts
+        return self.blob[starts[j] : starts[j + 1] - 1]
 
     def __len__(self) -> int:
-        return len(self.starts) - 1
+        return len(self.streams)
+
+
+def _offsets(lines: list[str]) -> array:
+    """Offset of each line in "\\n".join(lines), plus the len(blob)+1 sentinel (C loops)."""
+    return array("q", accumulate(map((1).__add__, map(len, lines)), initial=0))
 
 
 @dataclass(slots=True)
@@ -111,26 +138,81 @@ class LogBuffer:
             self._enforce_cap()
         return added
 
+    def append_text(self, first_line: int, count: int, ts: float, stream: str, text: str) -> int:
+        """Add `count` lines read together (`text`: the lines joined by "\\n"; one line is
+        taken verbatim). This is the live path: no Python work per line, only C-level
+        splits, joins and array fills, so a flood costs the board a few ns a line.
+
+        `first_line` numbers the first line (0: unnumbered); lines already seen are skipped.
+        """
+        if count <= 0:
+            return 0
+        if count == 1:
+            parts = [text.replace("\n", " ") if "\n" in text else text]
+        else:
+            parts = text.split("\n")
+        if self.loading:
+            self.pending.extend(
+                (first_line + i if first_line else 0, ts, stream, t) for i, t in enumerate(parts)
+            )
+            return 0
+        n = len(parts)
+        chars = len(text) - (n - 1)  # the joined text's length, newlines taken out
+        if first_line:
+            last = self.last_line_no
+            if first_line <= last:
+                skip = last - first_line + 1
+                if skip >= n:
+                    return 0
+                parts = parts[skip:]
+                n -= skip
+                first_line += skip
+                chars = -1
+            self.last_line_no = first_line + n - 1
+        widest = max(map(len, parts))
+        if widest > MAX_LINE:
+            parts = [t[:MAX_LINE] + " …" if len(t) > MAX_LINE else t for t in parts]
+            widest = MAX_LINE + 2
+            chars = -1
+        if widest > self.width:
+            if "\x1b" in text:
+                widest = max(len(strip_ansi(t)) if "\x1b" in t else len(t) for t in parts)
+            self.width = max(self.width, widest)
+        self.chars += chars if chars >= 0 else sum(map(len, parts))
+        self.tail.extend(parts)
+        self.tail_ts.extend(array("d", (ts,)) * n)
+        self.tail_streams.extend(bytes((STREAM_CODES.get(stream, 0),)) * n)
+        if len(self.tail) >= CHUNK:
+            self._seal_full()
+        self._enforce_cap()
+        return n
+
     @staticmethod
-    def _offsets(lines: list[str]) -> array:
-        starts = array("q")
-        pos = 0
-        for text in lines:
-            starts.append(pos)
-            pos += len(text) + 1
-        starts.append(pos)
-        return starts
+    def _chunk(lines: list[str], ts: array, streams: bytes) -> _Chunk:
+        blob = "\n".join(lines)
+        chunk = _Chunk(blob, ts, streams)
+        if "\x1b" in blob:
+            chunk.plain = "\n".join([strip_ansi(t) if "\x1b" in t else t for t in lines])
+        return chunk
 
     def _seal(self) -> None:
-        blob = "\n".join(self.tail)
-        chunk = _Chunk(blob, self._offsets(self.tail), self.tail_ts, bytes(self.tail_streams))
-        if "\x1b" in blob:
-            plain = [strip_ansi(t) if "\x1b" in t else t for t in self.tail]
-            chunk.plain, chunk.plain_starts = "\n".join(plain), self._offsets(plain)
-        self.chunks.append(chunk)
+        self.chunks.append(self._chunk(self.tail, self.tail_ts, bytes(self.tail_streams)))
         self.tail = []
         self.tail_ts = array("d")
         self.tail_streams = bytearray()
+
+    def _seal_full(self) -> None:
+        """Seal every full CHUNK of the tail (after a bulk append)."""
+        tail, tail_ts, streams = self.tail, self.tail_ts, self.tail_streams
+        k = 0
+        while len(tail) - k >= CHUNK:
+            end = k + CHUNK
+            self.chunks.append(self._chunk(tail[k:end], tail_ts[k:end], bytes(streams[k:end])))
+            k = end
+        if k:
+            del tail[:k]
+            del tail_ts[:k]
+            del streams[:k]
 
     def _enforce_cap(self) -> None:
         while self.chunks and (len(self) > self.max_lines or self.chars > self.max_chars):

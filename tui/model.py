@@ -76,22 +76,29 @@ class BoardModel:
     # -- folding ----------------------------------------------------------------------------
     def ingest(self, items: Iterable[ev.Event | ev.LogBatch]) -> Changes:
         changes = Changes()
-        batches: dict[LogKey, list[tuple[int, float, str, str]]] = {}
+        batches: dict[LogKey, list[ev.LogBatch]] = {}
         for item in items:
             if isinstance(item, ev.LogBatch):
                 key = (item.run_id, item.stage, item.action, item.attempt)
-                batches.setdefault(key, []).extend(
-                    (ln.line_no, ln.ts, ln.stream, ln.text) for ln in item.lines
-                )
+                batches.setdefault(key, []).append(item)
             else:
                 self._event(item, changes)
-        for key, lines in batches.items():
+        for key, group in batches.items():
             if self.pipeline_name and key[0] not in self.runs:
                 continue
             buffer = self.logs.get(key)
             if buffer is None:
                 buffer = self.logs[key] = LogBuffer()
-            added = buffer.append(lines)
+            added = 0
+            for batch in group:
+                chunks = getattr(batch, "chunks", ())
+                if chunks:  # whole reads of a pipe: no object per line (tui/logbuffer.py)
+                    for c in chunks:
+                        added += buffer.append_text(c.first_line, c.count, c.ts, c.stream, c.text)
+                else:
+                    added += buffer.append(
+                        (ln.line_no, ln.ts, ln.stream, ln.text) for ln in batch.lines
+                    )
             if added:
                 changes.logs[key] = changes.logs.get(key, 0) + added
         if changes.created:

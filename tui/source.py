@@ -29,15 +29,38 @@ class EventSource(Protocol):
         ...
 
 
+DRAIN_SECONDS = 0.008
+"""About how long applying one drain's log lines may take on the board's loop."""
+
+MIN_LINES, MAX_LINES = 2_000, 200_000
+
+
 class HostSource:
-    """The live source: items the engine thread published since the last drain."""
+    """The live source: items the engine thread published since the last drain.
+
+    Every event comes out at once; log lines only about DRAIN_SECONDS' worth of them (the
+    board reports how long it took to apply them: `applied`), the others wait in the host for
+    the next drain, so a flood never holds a key press up for long.
+    """
 
     def __init__(self, host: EngineHost, store: Store | None = None) -> None:
         self.host = host
         self.store = store if store is not None else (host.engine.store if host.engine else None)
+        self.max_lines = 20_000
 
     def drain(self) -> list[Published]:
-        return self.host.drain()
+        return self.host.drain(max_lines=self.max_lines)
+
+    def hold(self, seconds: float) -> None:
+        """A key is being answered: the engine's log output waits that long (bounded)."""
+        self.host.hold(seconds)
+
+    def applied(self, lines: int, seconds: float) -> None:
+        """Applying `lines` log lines took `seconds`: size the next drains to DRAIN_SECONDS."""
+        if lines < 1_000 or seconds <= 0:
+            return
+        fits = int(DRAIN_SECONDS * lines / seconds)
+        self.max_lines = max(MIN_LINES, min(MAX_LINES, (self.max_lines + fits) // 2))
 
 
 class ListSource:

@@ -7,6 +7,7 @@ the truth (no `a`/`r` unless an approval waits).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -76,6 +77,9 @@ class BoardScreen(Screen[None]):
         self.selected: tuple[str, str] | None = None
         self.follow_action = True
         self._panes: list[LogPane] = []
+        self._pool: list[LogPane] = []  # every pane mounted; _panes: those shown
+        self._no_log: Static | None = None
+        self._arrange_lock = asyncio.Lock()
         self._empty_buffer = LogBuffer()
         self._binding_state: tuple[Any, ...] = ()
         self._approval_token: str | None = None
@@ -513,29 +517,47 @@ class BoardScreen(Screen[None]):
         return buffer
 
     async def _arrange_logs(self) -> None:
+        # A key and a drain may both arrange the panes; while one awaits a mount the other
+        # must not see half-replaced panes (zip(strict=True) would fail): one at a time.
+        async with self._arrange_lock:
+            await self._arrange_logs_now()
+
+    async def _arrange_logs_now(self) -> None:
         wanted = self._wanted_panes()
         container = self.query_one("#logs", Horizontal)
         keys = [k for k, _ in wanted]
         current = [p.key for p in self._panes]
         timestamps = self.bapp.settings.timestamps
-        if len(wanted) != len(self._panes):
-            maximized = self.maximized is not None
-            if maximized:
-                self.minimize()
+        if not self._pool:
+            # MAX_PANES panes are mounted once and then shown, hidden and re-bound: mounting
+            # panes on every move between a parallel group and a single action cost a key
+            # press ~70 ms on an idle board, several times that during a flood.
             await container.remove_children()
-            self._panes = [
-                LogPane(k, self._buffer(k), title=self._title(a), timestamps=timestamps) for k, a in wanted
+            self._pool = [
+                LogPane(None, self._empty_buffer, timestamps=timestamps) for _ in range(MAX_PANES)
             ]
-            if self._panes:
-                await container.mount_all(self._panes)
-            else:
-                await container.mount(Static("Select an action to see its log.", classes="empty"))
-        else:
-            for pane, (key, a) in zip(self._panes, wanted, strict=True):
-                if key != pane.key or (key is None and keys != current):
+            for pane in self._pool:
+                pane.display = False
+            self._no_log = Static("Select an action to see its log.", classes="empty")
+            await container.mount_all([*self._pool, self._no_log])
+        if len(wanted) != len(self._panes) and self.maximized is not None:
+            self.minimize()
+        for i, pane in enumerate(self._pool):
+            if pane.view.timestamps != timestamps:
+                pane.view.set_timestamps(timestamps)
+            if i < len(wanted):
+                key, a = wanted[i]
+                if not pane.display or key != pane.key or (key is None and keys != current):
                     pane.bind(key, self._buffer(key), self._title(a))
                 else:
                     pane.set_title(self._title(a))
+                pane.display = True
+            elif pane.display:
+                pane.display = False
+                pane.bind(None, self._empty_buffer, "")
+        if self._no_log is not None:
+            self._no_log.display = not wanted
+        self._panes = self._pool[: len(wanted)]
         for pane, (_, a) in zip(self._panes, wanted, strict=True):
             pane.set_class((a.stage, a.name) == self.selected and len(self._panes) > 1, "-active")
 

@@ -81,8 +81,19 @@ class LogView(ScrollView, can_focus=True):
         return TS_WIDTH if self.timestamps else 0
 
     def _update_virtual_size(self) -> None:
-        width = min(self.buffer.width, 4000) + self._gutter() + 1
-        self.virtual_size = Size(width, len(self.buffer))
+        size = Size(min(self.buffer.width, 4000) + self._gutter() + 1, len(self.buffer))
+        if size == self.virtual_size:
+            return
+        if not self.is_mounted or not self.container_size:
+            self.virtual_size = size
+            return
+        # Setting `virtual_size` asks for a layout of the whole screen (it is a layout
+        # reactive), which a flood would do on every drain; a pane's own size never depends
+        # on its lines, so only its scrollbars and offsets are updated (a scrollbar that
+        # appears still lays the screen out: show_*_scrollbar are layout reactives).
+        self.set_reactive(LogView.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def lines_added(self) -> None:
         """Called once per drain when the buffer grew (never per line)."""
@@ -245,6 +256,7 @@ class LogPane(Vertical):
         self.view = LogView(buffer, timestamps=timestamps, classes="log-view")
         self._title_widget = Static(title, classes="log-title")
         self._status = Static("", classes="log-status")
+        self._status_text = ""
 
     def compose(self) -> ComposeResult:
         yield self._title_widget
@@ -258,7 +270,7 @@ class LogPane(Vertical):
     def set_title(self, title: str) -> None:
         if title != self._title:
             self._title = title
-            self._title_widget.update(title)
+            self._title_widget.update(title, layout=False)  # one line high, whatever it says
 
     def bind(self, key: LogKey | None, buffer: LogBuffer, title: str) -> None:
         self.key = key
@@ -291,7 +303,10 @@ class LogPane(Vertical):
         if self.note:
             parts.append(self.note)
         status = self._status
-        status.update("  ·  ".join(parts))
+        text = "  ·  ".join(parts)
+        if text != self._status_text:  # once per drain while a flood runs: keep it cheap
+            self._status_text = text
+            status.update(text, layout=False)  # one line high, whatever it says
         status.set_class(bool(view.unseen) and not view.following, "-unseen")
 
     def on_log_view_scrolled(self, message: LogView.Scrolled) -> None:
