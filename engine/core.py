@@ -21,7 +21,7 @@ from engine.actions.base import ActionContext, Outcome
 from engine.gitinfo import GitError, commit_info, git_user_email, repo_root
 from engine.loader import definition_hash
 from engine.masking import SecretTooShort
-from engine.model import Category, Pipeline
+from engine.model import Pipeline
 from engine.recorder import Recorder
 from engine.runner import ALL_ACTIONS, FAILED_ACTIONS, Execution
 from engine.scheduler import StageGates
@@ -47,16 +47,27 @@ def _start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+_LIVE_ENGINES: set[str] = set()
+"""Engines of this process that are started and not closed (by their owner token)."""
+
+
 def owner_info() -> dict[str, Any]:
     pid = os.getpid()
-    return {"pid": pid, "start": _start_ticks(pid), "host": socket.gethostname()}
+    return {
+        "pid": pid,
+        "start": _start_ticks(pid),
+        "host": socket.gethostname(),
+        "engine": pysecrets.token_hex(4),
+    }
 
 
 def owner_alive(owner: dict[str, Any] | None) -> bool:
-    """Whether the bakery process that drives an execution still runs."""
+    """Whether the engine that drives an execution still runs (in this process or another)."""
     if not owner or owner.get("host") != socket.gethostname():
         return False
     pid = int(owner.get("pid") or 0)
+    if pid == os.getpid() and owner.get("engine"):
+        return owner["engine"] in _LIVE_ENGINES  # a closed engine of this process is gone
     return pid > 0 and _start_ticks(pid) == owner.get("start")
 
 
@@ -107,6 +118,7 @@ class Engine:
     async def start(self) -> None:
         last = self.store.events(pipeline_level=True)
         self._pipeline_seq = last[-1].seq if last else 0
+        _LIVE_ENGINES.add(self.owner["engine"])
         self._background = [
             asyncio.create_task(self.recorder.flush_forever(), name="bakery-flush"),
             asyncio.create_task(self._poll_forever(), name="bakery-poll"),
@@ -124,7 +136,7 @@ class Engine:
         """
         live = [ex for ex in self.executions.values() if not ex.state.finished]
         for ex in live:
-            if keep_approvals and ex.stop_mode is None and _waits_only_for_approvals(ex.state):
+            if keep_approvals and ex.stop_mode is None and ex.state.waits_only_for_approvals:
                 ex.detach()
                 continue
             await self.stop(ex.run_id, mode="abandon", comment=comment, by=self.user)
@@ -136,6 +148,7 @@ class Engine:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
         self.recorder.flush()
+        _LIVE_ENGINES.discard(self.owner["engine"])
 
     def _on_store_error(self, message: str) -> None:
         """The store refused a write (disk full...): fail what runs, clearly, never hang."""
@@ -512,7 +525,7 @@ class Engine:
         version = self.pipeline_state(pipeline.name).version
         if version != state.pipeline_version:
             return False
-        return _waits_only_for_approvals(state)
+        return state.waits_only_for_approvals
 
     def _interrupt(self, state: RunState, killed: int) -> None:
         pid = (state.owner or {}).get("pid", "?")
@@ -591,14 +604,6 @@ class Engine:
                 by=payload.get("by"),
             )
         raise ControlError(f"unknown command {kind!r}")
-
-
-def _waits_only_for_approvals(state: RunState) -> bool:
-    """Whether the execution's only running actions are approvals waiting for an answer."""
-    running = [a for a in state.actions() if a.status == ev.IN_PROGRESS]
-    return bool(running) and all(
-        a.category == Category.APPROVAL.value and a.approval is not None for a in running
-    )
 
 
 def load_state(store: Store, run_id: str) -> RunState | None:

@@ -204,13 +204,18 @@ class EngineHost:
         return self._queued_lines
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Close the engine (stopping running executions) and end the thread."""
+        """Close the engine and end the thread.
+
+        Running actions are stopped; executions that only wait for an approval are left
+        waiting, so the next bakery start on the repository resumes them (their timeout
+        still counting) rather than losing a decision nobody has made yet.
+        """
         with self._room:
             self._closing = True  # nobody waits for a drain any more
             self._room.notify_all()
         if self._loop is None or self.engine is None:
             return
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
-            self.call(self.engine.close).result(timeout)
+            self.call(self.engine.close, keep_approvals=True).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._stopped.wait(timeout)

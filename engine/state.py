@@ -171,6 +171,15 @@ class RunState:
     def finished(self) -> bool:
         return self.status in ev.RUN_TERMINAL
 
+    @property
+    def waits_only_for_approvals(self) -> bool:
+        """Its only running actions are approvals waiting for a person: nothing to kill,
+        and a later bakery process can resume it where it stands."""
+        running = [a for a in self.actions() if a.status == ev.IN_PROGRESS]
+        return bool(running) and all(
+            a.category == "approval" and a.approval is not None for a in running
+        )
+
     def duration(self, now: float) -> float | None:
         start = self.started_at or self.created_at
         return (self.finished_at or now) - start

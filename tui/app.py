@@ -249,7 +249,11 @@ class BakeryApp(App[int]):
     def running_executions(self) -> int:
         if self.controller is None:
             return 0
-        return sum(1 for r in self.model.runs.values() if r.id in self.model.live_runs and not r.finished)
+        return sum(
+            1
+            for r in self.model.runs.values()
+            if r.id in self.model.live_runs and not r.finished and not r.waits_only_for_approvals
+        )
 
     async def action_quit(self) -> None:
         if self._quitting:

@@ -77,3 +77,39 @@ async def test_quit_with_running_actions_confirms_and_stops(make_repo, tmp_path:
     state = host.engine.store.load_run(run_id)  # type: ignore[union-attr]
     assert state.status == ev.STOPPED
     assert state.action("Build", "Forever").status == ev.ABANDONED
+
+
+async def test_quit_leaves_a_waiting_approval_for_the_next_start(make_repo, tmp_path: Path) -> None:  # noqa: ANN001
+    """Quitting never decides an approval: it keeps waiting, and the next start resumes it."""
+    repo = make_repo(FAST_PIPELINE)
+    async with live_board(repo.path, tmp_path, grace=1.0) as (app, pilot, host):
+        await pilot.press("x")
+        await wait_for(pilot, lambda: run_of(app) is not None and bool(run_of(app).pending_approvals()))
+        run_id = run_of(app).id
+        await pilot.press("q")  # nothing runs: no question asked
+        await wait_for(pilot, lambda: not app.is_running, timeout=6)
+    store_path = host.engine.store.path  # type: ignore[union-attr]
+    state = Store(store_path).load_run(run_id)
+    assert state.status == ev.IN_PROGRESS and state.pending_approvals()
+
+    from engine.core import Engine
+    from engine.loader import load_pipeline
+
+    engine = Engine(repo.path, store_path.parent)
+    await engine.start()
+    pipeline = load_pipeline(repo.path / "bakery.yaml")
+    engine.register(pipeline, repo.path / "bakery.yaml")
+    notes = await engine.recover(pipeline)
+    assert any("resumed" in note for note in notes)
+    approval = engine.state(run_id).pending_approvals()[0]
+    from engine.core import ControlError
+
+    for _ in range(100):
+        try:
+            engine.decide(run_id, approval.stage, approval.name, ev.APPROVED, by="later@bakery.test")
+            break
+        except ControlError:  # the resumed approval starts waiting again a moment later
+            await asyncio.sleep(0.05)
+    final = await engine.wait(run_id)
+    await engine.close()
+    assert final.status == ev.SUCCEEDED

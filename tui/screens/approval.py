@@ -145,7 +145,8 @@ def confirm_quit_modal(running: int, grace: float) -> ChoiceModal:
     return ChoiceModal(
         "Quit Bakery?",
         f"{running} execution(s) still running. Quitting stops them (TERM, up to {grace:g}s "
-        "grace, then KILL) and marks them Stopped.",
+        "grace, then KILL) and marks them Stopped. Approvals that wait keep waiting: the "
+        "next bakery start on this repository picks them up.",
         [Choice("y", "Stop and quit", "quit", "error"), Choice("n", "Keep running", "stay")],
         comment=False,
     )
