@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine import events as ev
 
@@ -27,6 +27,28 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """Bad arguments or a bad pipeline: exit 2 with the message."""
+
+
+class Board(Protocol):
+    """The commands that open the board. The UI package plugs them in (tui/main.py): the
+    engine never imports it, so headless commands stay free of Textual."""
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+    def watch(self, args: argparse.Namespace) -> int: ...
+
+    def demo(self, args: argparse.Namespace) -> int: ...
+
+    def replay(self, args: argparse.Namespace) -> int: ...
+
+
+_board: Board | None = None
+
+
+def _need_board(what: str) -> Board:
+    if _board is None:
+        raise UsageError(f"{what} opens the board: run it as `bakery`, not `python -m engine.cli`")
+    return _board
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -128,11 +150,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    use_board = not args.plain and not args.json and sys.stdout.isatty() and sys.stdin.isatty()
-    if use_board:
-        from tui.launch import run_board  # the UI only loads when a board is wanted
-
-        return int(run_board(args))
+    in_terminal = sys.stdout.isatty() and sys.stdin.isatty()
+    if _board is not None and in_terminal and not args.plain and not args.json:
+        return int(_board.run(args))
     return asyncio.run(_run_headless(args))
 
 
@@ -463,29 +483,17 @@ def cmd_transition(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from tui.launch import watch
-
-    return int(watch(args))
+    return int(_need_board("`bakery watch`").watch(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tui.launch import demo
-
-    return int(demo(args))
+    return int(_need_board("`bakery demo`").demo(args))
 
 
 # -- history tools: replay, export, diff, search, prune (engine/replay.py ... engine/prune.py) --
 def cmd_replay(args: argparse.Namespace) -> int:
     if not args.json:
-        try:
-            from tui.launch import replay as board_replay  # the UI only loads when wanted
-        except ImportError as exc:
-            sys.stderr.write(
-                f"bakery: the board's replay mode is not available ({exc}); "
-                "use `bakery replay RUN --json [--at SECONDS]`\n"
-            )
-            return EXIT_USAGE
-        return int(board_replay(args))
+        return int(_need_board("`bakery replay` without --json").replay(args))
     from engine.replay import ReplayError, load_timeline
 
     try:
@@ -782,7 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, board: Board | None = None) -> int:
+    """Run one command; `board` supplies the commands that open the board."""
+    global _board
+    _board = board
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

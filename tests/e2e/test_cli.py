@@ -185,12 +185,20 @@ def test_engine_never_imports_the_ui() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_help_does_not_import_the_ui(tmp_path: Path) -> None:
+@pytest.mark.parametrize("argv", [["--help"], ["history"], ["validate", "nope.yaml"]])
+def test_the_bakery_command_loads_textual_only_for_the_board(tmp_path: Path, argv: list[str]) -> None:
+    """`bakery` (tui.main) plugs the board in, but headless commands never load Textual."""
     code = (
-        "import sys, runpy; sys.argv=['bakery','--help'];\n"
-        "try:\n    runpy.run_module('engine.cli', run_name='__main__')\nexcept SystemExit: pass\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'tui')];"
+        f"import sys; sys.argv=['bakery', *{argv!r}]\n"
+        "from tui.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit: pass\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')];"
         "sys.stderr.write(repr(bad)); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_board_commands_need_the_bakery_command(tmp_path: Path) -> None:
+    proc = bakery("watch", cwd=tmp_path)
+    assert proc.returncode == 2 and "opens the board" in proc.stderr
