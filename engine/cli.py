@@ -45,9 +45,11 @@ class Board(Protocol):
 _board: Board | None = None
 
 
-def _need_board(what: str) -> Board:
+def _need_board(what: str, hint: str = "") -> Board:
     if _board is None:
-        raise UsageError(f"{what} opens the board: run it as `bakery`, not `python -m engine.cli`")
+        raise UsageError(
+            f"{what} opens the board: run it as `bakery`, not `python -m engine.cli`{hint}"
+        )
     return _board
 
 
@@ -493,7 +495,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- history tools: replay, export, diff, search, prune (engine/replay.py ... engine/prune.py) --
 def cmd_replay(args: argparse.Namespace) -> int:
     if not args.json:
-        return int(_need_board("`bakery replay` without --json").replay(args))
+        hint = "; for the state as JSON use `bakery replay RUN --json [--at SECONDS]`"
+        return int(_need_board("`bakery replay` without --json", hint).replay(args))
     from engine.replay import ReplayError, load_timeline
 
     try:

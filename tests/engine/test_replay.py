@@ -274,19 +274,17 @@ async def test_cli_replay_json_at_a_time(recorded: Any, capsys: pytest.CaptureFi
 def test_cli_replay_without_json_needs_the_board(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import sys
-    import types
-
-    package = types.ModuleType("tui")  # stand-ins: the real tui (and textual) never load here
-    package.__path__ = []  # type: ignore[attr-defined]
-    fake = types.ModuleType("tui.launch")  # a launch module without replay() yet
-    monkeypatch.setitem(sys.modules, "tui", package)
-    monkeypatch.setitem(sys.modules, "tui.launch", fake)
+    """Headless, `replay` without --json says how to get JSON; with a board it opens it."""
     assert cli.main(["replay", "1"]) == cli.EXIT_USAGE
     assert "replay --json" in capsys.readouterr().err.replace("RUN ", "")
     seen: list[Any] = []
-    fake.replay = lambda args: seen.append(args) or 0  # type: ignore[attr-defined]
-    assert cli.main(["replay", "7", "--at", "3"]) == 0
+
+    class Board:  # a stand-in for tui.main's board: textual never loads here
+        def replay(self, args: Any) -> int:
+            seen.append(args)
+            return 0
+
+    assert cli.main(["replay", "7", "--at", "3"], board=Board()) == 0  # type: ignore[arg-type]
     assert seen[0].run == "7" and seen[0].at == 3.0
 
 
