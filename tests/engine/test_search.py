@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,10 @@ async def test_finished_execution_is_indexed_in_the_background(
     if indexer is None:  # the engine does not attach one: do what it would
         indexer = BackgroundIndexer(engine.store.path)
         indexer.kick()
-    indexer.wait(10)
     top = query(engine.store, "SELECT MAX(id) FROM log_chunks")[0][0]
+    deadline = time.monotonic() + 15  # a hang guard: the indexer runs on its own thread
+    while indexed_up_to(engine.store) != top and time.monotonic() < deadline:
+        indexer.wait(1)
     assert indexed_up_to(engine.store) == top
     assert search(engine.store, "background words", index=False).total == 1
 
