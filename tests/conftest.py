@@ -82,11 +82,11 @@ def make_repo(tmp_path: Path) -> Callable[..., Repo]:
 class EngineKit:
     """A started engine on a test repository, with its pipeline registered."""
 
-    def __init__(self, repo: Repo, grace: float) -> None:
+    def __init__(self, repo: Repo, grace: float, state_dir: str = "bakery-test") -> None:
         from engine.core import Engine
         from engine.loader import load_pipeline
 
-        self.engine = Engine(repo.path, repo.path / ".git" / "bakery-test", grace=grace)
+        self.engine = Engine(repo.path, repo.path / ".git" / state_dir, grace=grace)
         self.pipeline = load_pipeline(repo.path / "bakery.yaml")
         self.version = 0
 
@@ -119,6 +119,16 @@ def engine_kit() -> Callable[..., object]:
         return await EngineKit(repo, grace).start()
 
     return make
+
+
+async def run_to_end(repo: Repo, **kw: object) -> tuple[object, str]:
+    """One whole execution in the repository's default store (where the CLI looks);
+    returns the closed engine and the execution's id."""
+    kit = await EngineKit(repo, 5.0, state_dir="bakery").start()
+    ex = await kit.execution(**kw)
+    await kit.engine.wait(ex.run_id)  # type: ignore[attr-defined]
+    await kit.engine.close()
+    return kit.engine, ex.run_id  # type: ignore[attr-defined]
 
 
 @pytest.fixture

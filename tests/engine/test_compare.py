@@ -22,9 +22,8 @@ from engine.compare import (
     last_green_before,
     normalise,
 )
-from engine.core import Engine
-from engine.loader import load_pipeline
 from engine.store import Store
+from tests.conftest import run_to_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,14 +46,8 @@ stages:
 
 
 async def run(repo: Any, variables: dict[str, str] | None = None) -> tuple[Store, str]:
-    engine = Engine(repo.path, repo.path / ".git" / "bakery")
-    await engine.start()
-    pipeline = load_pipeline(repo.path / "bakery.yaml")
-    version = engine.register(pipeline, repo.path / "bakery.yaml")
-    ex = await engine.start_execution(pipeline, version=version, variables=variables)
-    await engine.wait(ex.run_id)
-    await engine.close()
-    return engine.store, ex.run_id
+    engine, run_id = await run_to_end(repo, variables=variables)
+    return engine.store, run_id
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ import pytest
 
 from engine import cli
 from engine import events as ev
-from engine.core import Engine
 from engine.export import FORMAT, VERSION, ExportError, iter_export, load_export, write_export
-from engine.loader import load_pipeline
 from engine.replay import ReplayError, Timeline, load_timeline
 from engine.store import Store
+from tests.conftest import run_to_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,14 +35,8 @@ stages:
 
 
 async def run(repo: Any) -> tuple[Store, str]:
-    engine = Engine(repo.path, repo.path / ".git" / "bakery")
-    await engine.start()
-    pipeline = load_pipeline(repo.path / "bakery.yaml")
-    version = engine.register(pipeline, repo.path / "bakery.yaml")
-    ex = await engine.start_execution(pipeline, version=version)
-    await engine.wait(ex.run_id)
-    await engine.close()
-    return engine.store, ex.run_id
+    engine, run_id = await run_to_end(repo)
+    return engine.store, run_id
 
 
 def line_key(line: Any) -> tuple[Any, ...]:

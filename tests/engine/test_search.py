@@ -13,7 +13,6 @@ import pytest
 from engine import cli
 from engine import events as ev
 from engine.core import Engine
-from engine.loader import load_pipeline
 from engine.replay import query
 from engine.search import (
     BackgroundIndexer,
@@ -24,6 +23,7 @@ from engine.search import (
     search,
 )
 from engine.store import Store
+from tests.conftest import run_to_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,16 +40,10 @@ stages:
 
 
 async def run(repo: Any) -> tuple[Engine, str]:
-    engine = Engine(repo.path, repo.path / ".git" / "bakery")
-    await engine.start()
-    pipeline = load_pipeline(repo.path / "bakery.yaml")
-    version = engine.register(pipeline, repo.path / "bakery.yaml")
-    ex = await engine.start_execution(pipeline, version=version)
-    await engine.wait(ex.run_id)
-    await engine.close()
+    engine, run_id = await run_to_end(repo)
     if getattr(engine, "indexer", None) is not None:
         engine.indexer.wait(10)  # the background indexer must not race the test
-    return engine, ex.run_id
+    return engine, run_id
 
 
 @pytest.fixture
