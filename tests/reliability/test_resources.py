@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 import time
@@ -55,6 +56,19 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def _usage() -> tuple[int, int, int]:
+    """File descriptors, threads and tasks, after collecting transports that are already closed
+    but not yet freed (they would count in whichever reading happened to come first)."""
+    gc.collect()
+    return (_fds(), _threads(), len(asyncio.all_tasks()))
+
+
+def _within(now: tuple[int, ...], base: tuple[int, ...]) -> bool:
+    """Each figure at or below its baseline: fewer is fine (a transient of the baseline went
+    away), more is a leak. Tuples compare lexicographically, so compare each one."""
+    return all(n <= b for n, b in zip(now, base, strict=True))
+
+
 async def test_two_hundred_actions_twenty_at_a_time_return_to_the_baseline(
     make_repo: Callable[..., Any],
 ) -> None:
@@ -67,7 +81,7 @@ async def test_two_hundred_actions_twenty_at_a_time_return_to_the_baseline(
         assert (await engine.wait(warm.run_id)).status == ev.SUCCEEDED
         await asyncio.to_thread(engine.indexer.wait, 30)
         await asyncio.sleep(0.2)
-        base = (_fds(), _threads(), len(asyncio.all_tasks()))
+        base = _usage()
 
         ex = await engine.start_execution(pipeline, version=version)
         state = await engine.wait(ex.run_id)
@@ -76,11 +90,8 @@ async def test_two_hundred_actions_twenty_at_a_time_return_to_the_baseline(
         assert len(ran) == 200 and all(a.status == ev.SUCCEEDED for a in ran)
         await asyncio.to_thread(engine.indexer.wait, 30)
 
-        def now() -> tuple[int, int, int]:
-            return (_fds(), _threads(), len(asyncio.all_tasks()))
-
-        await poll(lambda: now() <= base, timeout=20, what=f"back to {base}")
-        assert now() == base, f"{now()} != {base}"
+        await poll(lambda: _within(_usage(), base), timeout=20, what=f"back to {base}")
+        assert _within(_usage(), base), f"{_usage()} above {base}"
         assert my_zombies() == []
     finally:
         await engine.close()
