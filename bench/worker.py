@@ -211,6 +211,55 @@ def make_history(state_dir: str, runs: str) -> dict[str, Any]:
     return {"runs": int(runs)}
 
 
+async def _history_screen(state_dir: str, rounds: int) -> dict[str, Any]:
+    from engine.store import Store
+    from tui.app import BakeryApp
+    from tui.model import BoardModel
+    from tui.screens.history import HistoryScreen, RunTable
+    from tui.source import ListSource
+    from tui.widgets.header import HeaderInfo
+
+    store = Store(Path(state_dir) / "bakery.db")
+    app = BakeryApp(
+        ListSource(store=store), model=BoardModel("history", store),
+        header=HeaderInfo("history", "main", "history", 1, "superseded"),
+        settings_dir=Path(state_dir) / "config", desktop_notify=False, animate=False,
+    )
+    opens: list[float] = []  # the newest rows drawn
+    alls: list[float] = []  # every row loaded and drawn
+    counts: list[float] = []
+    rows = 0
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause(0.2)
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            store._read("SELECT COUNT(*) FROM runs", [])
+            counts.append(time.perf_counter() - t0)
+            loop = asyncio.get_running_loop()
+            t0 = time.perf_counter()
+            app.action_history()  # what `H` runs
+            screen = app.screen
+            assert isinstance(screen, HistoryScreen)
+            for flag, times in (("shown", opens), ("loaded", alls)):
+                while not getattr(screen, flag):
+                    await asyncio.sleep(0.001)
+                drawn: asyncio.Future[float] = loop.create_future()
+                screen.call_after_refresh(lambda f=drawn: f.done() or f.set_result(time.perf_counter()))
+                times.append(await asyncio.wait_for(drawn, 60) - t0)
+            rows = len(screen.query_one(RunTable).rows)
+            screen.dismiss()
+            await pilot.pause(0.2)
+    store.close()
+    return {"open_s": opens, "all_s": alls, "count_s": counts, "rows": rows}
+
+
+def history_screen(state_dir: str, rounds: str) -> dict[str, Any]:
+    """The history screen (`H`) over the stored executions: from the key's action to the
+    newest rows drawn, and to every row loaded and drawn; the baseline is one SQL count in
+    the same process."""
+    return asyncio.run(_history_screen(state_dir, int(rounds)))
+
+
 # -- board ---------------------------------------------------------------------------------------
 BOARD_KEYS = ["j", "k", "l", "h", "right", "left", "down", "up"]
 
@@ -363,7 +412,13 @@ def board(lines: str) -> dict[str, Any]:
     return asyncio.run(_board(int(lines)))
 
 
-WORKERS = {"trigger": trigger, "replay": replay, "make-history": make_history, "board": board}
+WORKERS = {
+    "trigger": trigger,
+    "replay": replay,
+    "make-history": make_history,
+    "history-screen": history_screen,
+    "board": board,
+}
 
 if __name__ == "__main__":
     result = WORKERS[sys.argv[1]](*sys.argv[2:])

@@ -8,7 +8,6 @@ that existed at the instant.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -186,18 +185,15 @@ async def test_history_opens_fast_and_filters_10000_runs(tmp_path) -> None:  # n
     app = store_app(tmp_path, store)
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause(0.1)
-        started = time.monotonic()
         await pilot.press("H")
         screen = app.screen
         assert isinstance(screen, HistoryScreen)
-        await wait_for(pilot, lambda: screen.loaded)
-        opened = time.monotonic() - started
+        await wait_for(pilot, lambda: screen.loaded)  # how fast: bench/run.py --only history
         table = screen.query_one(RunTable)
         assert len(table.rows) == 10_000 and table.rows[0].number == 10_000
         assert "#10000" in screen_text(app) and "10,000 executions" in screen_text(app)
         await pilot.press("end")
         assert table.current().number == 1
-        assert opened < 5.0, opened  # generous for a shared machine; typically ~0.2 s
         await pilot.press("f")  # status: Failed
         await wait_for(pilot, lambda: screen.loaded and screen.status_filter == ev.FAILED)
         assert len(table.rows) == 3333 and all(r.status == ev.FAILED for r in table.rows)
