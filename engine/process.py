@@ -31,6 +31,7 @@ from pathlib import Path
 
 from engine.lines import LineSplitter
 from engine.masking import Masker
+from engine.pids import PidMark, pid_mark, pid_window
 
 __all__ = [
     "ChildProcess",
@@ -221,6 +222,7 @@ class ChildProcess:
         _check_spawn_args(argv, cwd, cookie)
         loop = asyncio.get_running_loop()
         full_env = {**env, cookie[0]: cookie[1]}
+        mark = pid_mark()  # before the fork: the tree's pids all come after it
         started = time.monotonic()
         try:
             transport, protocol = await loop.subprocess_exec(
@@ -256,6 +258,7 @@ class ChildProcess:
             sweep_on_exit,
         )
         self._started = started
+        self._pid_mark = mark
         self._throttle = throttle
         self._on_chunk = on_chunk
         return self
@@ -283,6 +286,7 @@ class ChildProcess:
         self._grace = grace
         self._sweep_on_exit = sweep_on_exit
         self._started = time.monotonic()  # spawn() puts the time before the fork here
+        self._pid_mark: PidMark | None = None  # spawn() puts the mark before the fork here
         self._exited_at: float | None = None
         self._end_reason: str | None = None
         self._killed_with: str | None = None
@@ -343,7 +347,7 @@ class ChildProcess:
                 self._end_reason = "stopped"
             self._killed_with = "SIGKILL"
         self._signal_group(signal.SIGKILL)
-        sweep(self._cookie, signal.SIGKILL)
+        sweep(self._cookie, signal.SIGKILL, since=self._pid_mark)
         self._killed_now = True  # the supervisor sweeps again once the child is gone
 
     @property
@@ -374,7 +378,7 @@ class ChildProcess:
         self._killed_with = "SIGTERM"
         self._signal_group(signal.SIGTERM)
         # Escaped daemons (setsid) get the same polite request; the group already has it.
-        sweep(self._cookie, signal.SIGTERM, exclude_pgid=self.pid)
+        sweep(self._cookie, signal.SIGTERM, exclude_pgid=self.pid, since=self._pid_mark)
         try:
             await asyncio.wait_for(asyncio.shield(exited), grace)
         except TimeoutError:
@@ -390,7 +394,7 @@ class ChildProcess:
         is not in it, so we look again until a pass comes back empty.
         """
         for _ in range(SWEEP_ROUNDS):
-            if not sweep(self._cookie, signal.SIGKILL):
+            if not sweep(self._cookie, signal.SIGKILL, since=self._pid_mark):
                 return
             await asyncio.sleep(SWEEP_PAUSE)
 
@@ -578,6 +582,7 @@ def sweep(
     sig: int = signal.SIGKILL,
     *,
     exclude_pgid: int | None = None,
+    since: PidMark | None = None,
 ) -> list[int]:
     """Signal every process whose environment holds NAME=VALUE; returns the pids signalled.
 
@@ -585,10 +590,12 @@ def sweep(
     skipped, and so is process group `exclude_pgid` when given. Processes we may not read or
     signal (other users) are skipped. A process that cleared its environment (`env -i`)
     cannot be found this way. With `sig=0` nothing is signalled: it only lists the pids.
+    With `since` (taken before the tree's first fork) only pids given out after it are read.
     """
     name, value = cookie
     needle = b"\0" + f"{name}={value}".encode() + b"\0"
     me = os.getpid()
+    window = pid_window(since)
     signalled: list[int] = []
     try:
         entries = os.listdir("/proc")
@@ -598,7 +605,7 @@ def sweep(
         if not entry.isdigit():
             continue
         pid = int(entry)
-        if pid == me:
+        if pid == me or (window is not None and pid not in window):
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as handle:

@@ -1,0 +1,68 @@
+"""The pid window a sweep reads: every process started after the mark, nothing before it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.pids import PidMark, PidWindow, pid_mark, pid_window
+from engine.process import sweep
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def test_a_window_holds_the_pids_given_out_after_the_mark() -> None:
+    mark = pid_mark()
+    assert mark is not None
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        window = pid_window(mark)
+        assert window is not None
+        assert child.pid in window
+        assert os.getpid() not in window and 1 not in window
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_window_goes_round_past_pid_max() -> None:
+    window = PidWindow(after=4_194_000, upto=5)
+    assert 4_194_100 in window and 3 in window and 5 in window
+    assert 4_194_000 not in window and 100 not in window
+    assert 7 not in PidWindow(after=7, upto=7)  # nothing given out since
+
+
+def test_no_window_without_a_mark_or_after_the_counter_may_have_gone_round() -> None:
+    assert pid_window(None) is None
+    now = pid_mark()
+    assert now is not None
+    assert pid_window(PidMark(now.last_pid, now.forks - 10_000_000)) is None
+
+
+def _cookie_sleeper(cookie: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BAKERY_JOB_ID": cookie}
+    return subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+
+
+def test_a_sweep_since_a_mark_kills_what_started_after_it_and_leaves_older_processes() -> None:
+    cookie = f"pids-{os.getpid()}-{time.monotonic_ns()}"
+    older = _cookie_sleeper(cookie)  # same cookie, but started before the mark
+    mark = pid_mark()
+    newer = _cookie_sleeper(cookie)
+    try:
+        killed = sweep(("BAKERY_JOB_ID", cookie), signal.SIGKILL, since=mark)
+        assert killed == [newer.pid]
+        assert newer.wait(5) == -signal.SIGKILL
+        assert older.poll() is None
+        assert sweep(("BAKERY_JOB_ID", cookie), signal.SIGKILL) == [older.pid]  # no mark: all
+        assert older.wait(5) == -signal.SIGKILL
+    finally:
+        for proc in (older, newer):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
