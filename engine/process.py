@@ -7,8 +7,8 @@ The rules (see shared/DESIGN.md and shared/reference/reliability.md):
   be found through /proc/PID/environ and killed, as GitHub and Jenkins do.
 * Completion is the child's *exit*, not the end of its pipes. On Python 3.11/3.12
   `Process.wait()` stays blocked while a grandchild holds a pipe (CPython gh-119710), so we
-  take the exit from the protocol's `process_exited` callback, then kill what is left of the
-  group and give the readers a short bounded drain.
+  take the exit from the child itself (a pidfd, engine/spawn.py), then kill what is left of
+  the group and give the readers a short bounded drain.
 * Output is read in 64 KiB chunks by one task per pipe, split into lines, decoded and masked
   line by line (never raw chunks: a secret split across two writes is still whole on its line)
   and delivered in one batch per chunk.
@@ -24,7 +24,6 @@ import logging
 import os
 import signal
 import time
-from asyncio.subprocess import DEVNULL, PIPE, SubprocessStreamProtocol
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 from engine.lines import LineSplitter
 from engine.masking import Masker
 from engine.pids import PidMark, pid_mark, pid_window
+from engine.spawn import Spawned
 
 __all__ = [
     "ChildProcess",
@@ -128,23 +128,6 @@ class ProcessResult:
     """Seconds from spawn to the child's exit."""
 
 
-class _Protocol(SubprocessStreamProtocol):
-    """The stock stream protocol plus a future that resolves when the child itself exits.
-
-    `process_exited` is called as soon as the child watcher reaps the child, whatever
-    grandchildren still hold the pipes; this is what `Process.wait()` gets wrong on 3.11.
-    """
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -225,16 +208,7 @@ class ChildProcess:
         mark = pid_mark()  # before the fork: the tree's pids all come after it
         started = time.monotonic()
         try:
-            transport, protocol = await loop.subprocess_exec(
-                lambda: _Protocol(limit=CHUNK, loop=loop),
-                *argv,
-                stdin=DEVNULL,
-                stdout=PIPE,
-                stderr=PIPE,
-                cwd=str(cwd),
-                env=full_env,
-                start_new_session=True,
-            )
+            child = await Spawned.start(argv, cwd=cwd, env=full_env, limit=CHUNK)
         except FileNotFoundError as exc:
             raise ProcessError(f"cannot start {argv[0]!r}: no such program") from exc
         except PermissionError as exc:
@@ -248,8 +222,7 @@ class ChildProcess:
         self = cls.__new__(cls)
         self._setup(
             loop,
-            transport,
-            protocol,
+            child,
             cookie,
             on_output,
             masker,
@@ -266,8 +239,7 @@ class ChildProcess:
     def _setup(
         self,
         loop: asyncio.AbstractEventLoop,
-        transport: asyncio.SubprocessTransport,
-        protocol: _Protocol,
+        child: Spawned,
         cookie: tuple[str, str],
         on_output: Callable[[list[OutputLine]], None],
         masker: Masker | None,
@@ -275,10 +247,9 @@ class ChildProcess:
         grace: float,
         sweep_on_exit: bool,
     ) -> None:
-        self.pid = transport.get_pid()
+        self.pid = child.pid
         self._loop = loop
-        self._transport = transport
-        self._protocol = protocol
+        self._child = child
         self._cookie = cookie
         self._on_output = on_output
         self._masker = masker if masker is not None and masker.active else None
@@ -296,14 +267,9 @@ class ChildProcess:
         self._terminating: asyncio.Task[None] | None = None
         self._killed_now = False
         self._splitters = {STDOUT: LineSplitter(MAX_LINE), STDERR: LineSplitter(MAX_LINE)}
-        assert protocol.stdout is not None and protocol.stderr is not None
         self._readers = [
-            loop.create_task(
-                self._read(STDOUT, protocol.stdout), name=f"bakery-read-{self.pid}-out"
-            ),
-            loop.create_task(
-                self._read(STDERR, protocol.stderr), name=f"bakery-read-{self.pid}-err"
-            ),
+            loop.create_task(self._read(STDOUT, child.stdout), name=f"bakery-read-{self.pid}-out"),
+            loop.create_task(self._read(STDERR, child.stderr), name=f"bakery-read-{self.pid}-err"),
         ]
         self._supervisor = loop.create_task(self._supervise(), name=f"bakery-supervise-{self.pid}")
 
@@ -319,9 +285,9 @@ class ChildProcess:
         (SIGTERM to the group, `grace`, SIGKILL, sweep of the cookie) and the result says
         end_reason="timeout". Safe to call several times; every call gets the same result.
         """
-        if timeout is not None and not self._protocol.exited.done():
+        if timeout is not None and not self._child.exited.done():
             try:
-                await asyncio.wait_for(asyncio.shield(self._protocol.exited), timeout)
+                await asyncio.wait_for(asyncio.shield(self._child.exited), timeout)
             except TimeoutError:
                 await self._terminate("timeout", self._grace)
         return await asyncio.shield(self._supervisor)
@@ -340,9 +306,9 @@ class ChildProcess:
         The supervisor still cleans up (readers, pipes, a second sweep) once the child is
         reaped, so `wait()` afterwards returns promptly with end_reason="stopped".
         """
-        if self._transport.is_closing():
+        if self._child.is_closing():
             return
-        if not self._protocol.exited.done():
+        if not self._child.exited.done():
             if self._end_reason is None:
                 self._end_reason = "stopped"
             self._killed_with = "SIGKILL"
@@ -353,7 +319,7 @@ class ChildProcess:
     @property
     def returncode(self) -> int | None:
         """The raw return code (negative for a signal) once the child exited, else None."""
-        return self._transport.get_returncode()
+        return self._child.returncode
 
     # -- termination ------------------------------------------------------------------------
 
@@ -365,7 +331,7 @@ class ChildProcess:
     async def _terminate(self, reason: str, grace: float) -> None:
         """Start (or join) the TERM / grace / KILL / sweep escalation; first reason wins."""
         if self._terminating is None:
-            if self._protocol.exited.done():
+            if self._child.exited.done():
                 return
             self._end_reason = self._end_reason or reason
             self._terminating = self._loop.create_task(
@@ -374,7 +340,7 @@ class ChildProcess:
         await asyncio.shield(self._terminating)
 
     async def _escalate(self, grace: float) -> None:
-        exited = self._protocol.exited
+        exited = self._child.exited
         self._killed_with = "SIGTERM"
         self._signal_group(signal.SIGTERM)
         # Escaped daemons (setsid) get the same polite request; the group already has it.
@@ -403,7 +369,7 @@ class ChildProcess:
     async def _supervise(self) -> ProcessResult:
         """Wait for the exit, clean up the tree, drain the readers briefly, close the pipes."""
         try:
-            await asyncio.shield(self._protocol.exited)  # cancelling us must not cancel it
+            await asyncio.shield(self._child.exited)  # cancelling us must not cancel it
             self._exited_at = time.monotonic()
             # Leftovers in the group (`sleep 30 & exit 0`) would hold the pipes open.
             self._signal_group(signal.SIGKILL)
@@ -421,14 +387,14 @@ class ChildProcess:
             for name in (STDOUT, STDERR):  # a reader cut short leaves an unfinished line
                 self._deliver(name, self._splitters[name].flush(), time.time())
         finally:
-            if self._transport.get_returncode() is None:
+            if self._child.returncode is None:
                 # Supervision itself was cancelled (the loop is shutting down): leave no
                 # orphans behind, nobody will be around to stop them later.
                 self.kill_now()
             for task in self._readers:
                 task.cancel()
-            self._transport.close()
-        returncode = self._transport.get_returncode()
+            self._child.close()
+        returncode = self._child.returncode
         assert returncode is not None and self._exited_at is not None
         return ProcessResult(
             exit_code=returncode if returncode >= 0 else None,
@@ -471,7 +437,7 @@ class ChildProcess:
             self._deliver(name, splitter.feed(chunk), time.time())
             throttle = self._throttle
             # once the child exited only the pipe's last bytes are left: drain them at once
-            while throttle is not None and throttle() and not self._protocol.exited.done():
+            while throttle is not None and throttle() and not self._child.exited.done():
                 await asyncio.sleep(THROTTLE_PAUSE)
         self._deliver(name, splitter.flush(), time.time())
 

@@ -134,3 +134,12 @@ async def run_to_end(repo: Repo, **kw: object) -> tuple[object, str]:
 @pytest.fixture
 def until() -> Callable[..., object]:
     return eventually
+
+
+def own_threads() -> int:
+    """Threads other than the loop's default executor, a bounded pool (min(32, cpus + 4))
+    that grows on demand and is reused (children are started from it): its size says how
+    busy a run was, not a leak."""
+    import threading
+
+    return sum(1 for t in threading.enumerate() if not t.name.startswith("asyncio_"))

@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from engine.masking import MASK, Masker
 from engine.process import ChildProcess, OutputLine, ProcessError, ProcessResult, sweep
+from tests.conftest import own_threads
 
 HANG_GUARD = 5.0
 COOKIE_NAME = "BAKERY_JOB_ID"
@@ -557,7 +557,7 @@ async def test_many_processes_leave_no_fds_threads_tasks_or_zombies() -> None:
 
     # warm up once so lazily created loop machinery is part of the baseline
     await run("true")
-    base_fds, base_threads = fds(), threading.active_count()
+    base_fds, base_threads = fds(), own_threads()
     base_tasks = len(asyncio.all_tasks())
     semaphore = asyncio.Semaphore(20)
     scripts = ["echo a; echo b >&2", "exit 1", "sleep 5 & echo bg", "printf x", "kill -9 $$"]
@@ -572,7 +572,7 @@ async def test_many_processes_leave_no_fds_threads_tasks_or_zombies() -> None:
     assert time.monotonic() - started < 30
     assert len(results) == 200
     assert await settle(fds, base_fds) == base_fds
-    assert await settle(threading.active_count, base_threads) == base_threads
+    assert await settle(own_threads, base_threads) == base_threads
     assert await settle(lambda: len(asyncio.all_tasks()), base_tasks) == base_tasks
     assert my_zombies() == []
 

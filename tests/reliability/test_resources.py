@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from engine import events as ev
+from tests.conftest import own_threads
 from tests.reliability._support import (
     action_of,
     bakery,
@@ -46,12 +46,6 @@ def many_actions() -> str:
     return "name: many\nexecution_mode: parallel\nstages:\n" + "\n".join(stages) + "\n"
 
 
-def _threads() -> int:
-    """Threads other than the loop's default executor, a bounded pool (min(32, cpus + 4))
-    that grows on demand and is reused: its size says how busy a run was, not a leak."""
-    return sum(1 for t in threading.enumerate() if not t.name.startswith("asyncio_"))
-
-
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -60,7 +54,7 @@ def _usage() -> tuple[int, int, int]:
     """File descriptors, threads and tasks, after collecting transports that are already closed
     but not yet freed (they would count in whichever reading happened to come first)."""
     gc.collect()
-    return (_fds(), _threads(), len(asyncio.all_tasks()))
+    return (_fds(), own_threads(), len(asyncio.all_tasks()))
 
 
 def _within(now: tuple[int, ...], base: tuple[int, ...]) -> bool:
