@@ -16,6 +16,9 @@ from functools import cache
 
 __all__ = ["PidMark", "PidWindow", "pid_mark", "pid_window"]
 
+SMALL_WINDOW = 2048
+"""Up to this many pids, a sweep tries each one rather than listing /proc."""
+
 
 @dataclass(frozen=True, slots=True)
 class PidMark:
@@ -36,6 +39,12 @@ class PidWindow:
         if self.after <= self.upto:
             return self.after < pid <= self.upto
         return pid > self.after or pid <= self.upto  # the counter went round once
+
+    def few(self, limit: int = SMALL_WINDOW) -> range | None:
+        """The pids themselves when they are few (cheaper to try than listing /proc)."""
+        if self.after <= self.upto and self.upto - self.after <= limit:
+            return range(self.after + 1, self.upto + 1)
+        return None
 
 
 @cache
@@ -58,10 +67,9 @@ def _proc_is_ours() -> bool:
 
 def _forks() -> int:
     with open("/proc/stat", "rb") as handle:
-        for line in handle:
-            if line.startswith(b"processes "):
-                return int(line.split()[1])
-    raise ValueError("no processes line")
+        text = handle.read()
+    at = text.index(b"\nprocesses ") + 11
+    return int(text[at : text.index(b"\n", at)])
 
 
 def pid_mark() -> PidMark | None:

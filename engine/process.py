@@ -563,18 +563,18 @@ def sweep(
     me = os.getpid()
     window = pid_window(since)
     signalled: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return signalled
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
+    candidates = window.few() if window is not None else None
+    if candidates is None:
+        try:
+            listed = os.listdir("/proc")
+        except OSError:
+            return signalled
+        candidates = [int(entry) for entry in listed if entry.isdigit()]
+    for pid in candidates:
         if pid == me or (window is not None and pid not in window):
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
                 environ = handle.read()
         except OSError:
             continue

@@ -37,6 +37,13 @@ def test_a_window_goes_round_past_pid_max() -> None:
     assert 7 not in PidWindow(after=7, upto=7)  # nothing given out since
 
 
+def test_a_small_window_lists_its_pids_and_a_large_or_wrapped_one_does_not() -> None:
+    assert list(PidWindow(after=100, upto=103).few() or []) == [101, 102, 103]
+    assert PidWindow(after=7, upto=7).few() == range(8, 8)
+    assert PidWindow(after=100, upto=100_000).few() is None  # listing /proc is cheaper
+    assert PidWindow(after=4_194_000, upto=5).few() is None
+
+
 def test_no_window_without_a_mark_or_after_the_counter_may_have_gone_round() -> None:
     assert pid_window(None) is None
     now = pid_mark()
