@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import resource
 import sys
 import traceback
@@ -59,6 +60,14 @@ def _call(fn: Any, params: dict[str, str], context: dict[str, Any]) -> Any:
     return fn()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read: a spec or result may hold a secret in clear
+    for the moment it takes the other process to read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     result_file = Path(spec["result_file"])
@@ -66,7 +75,7 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
     def reply(obj: dict[str, Any]) -> None:
-        result_file.write_text(json.dumps(obj), encoding="utf-8")
+        write_private(result_file, json.dumps(obj))
 
     context = dict(spec.get("context") or {})
     context["inputs"] = spec.get("inputs") or {}

@@ -10,6 +10,7 @@ from engine import events as ev
 from engine.actions.artifacts import prepare_workspace
 from engine.actions.base import ActionContext, Outcome
 from engine.actions.shell import base_env, describe_failure, run_child
+from engine.invoke_child import write_private
 from engine.process import ProcessError
 from engine.variables import UnresolvedVariable, resolve
 
@@ -44,7 +45,7 @@ async def run(ctx: ActionContext) -> Outcome:
         "result_file": str(result_file),
     }
     spec_file = io_dir / "spec.json"
-    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    write_private(spec_file, json.dumps(spec))
     ctx.log(f"calling {action.function}({', '.join(f'{k}=…' for k in params)})")
     timeout = action.timeout or DEFAULT_TIMEOUT
     env = {**base_env(ctx), **env_values}
@@ -54,12 +55,14 @@ async def run(ctx: ActionContext) -> Outcome:
         )
     except ProcessError as exc:
         return Outcome.fail(ev.JOB_FAILED, str(exc))
+    finally:
+        spec_file.unlink(missing_ok=True)  # its params may hold secrets in clear
     reply: dict[str, object] = {}
-    if result_file.is_file():
-        try:
-            reply = json.loads(result_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            reply = {}
+    try:
+        reply = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        reply = {}
+    result_file.unlink(missing_ok=True)  # the returned values are kept masked, not in clear
     if result.end_reason != "exited":
         return describe_failure(result, timeout)
     if "error" in reply:

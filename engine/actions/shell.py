@@ -149,6 +149,7 @@ async def run(ctx: ActionContext) -> Outcome:
     except ProcessError as exc:
         return Outcome.fail(ev.JOB_FAILED, str(exc))
     variables = {k: ctx.masker.mask(v) for k, v in read_output_variables(output_file).items()}
+    output_file.unlink(missing_ok=True)  # it may hold a secret in clear; the masked copy is kept
     if result.truncated:
         ctx.log("log truncated: the action's output passed the log limit")
     if result.exit_code == 0 and result.end_reason == "exited":
