@@ -78,10 +78,11 @@ def _pipeline_path(args: argparse.Namespace, repo: Path) -> Path:
 
 
 def _load(path: Path) -> Any:
+    """The definition to run; an unchanged valid file comes from the cache (no pydantic)."""
     from engine.loader import PipelineError, load_pipeline
 
     try:
-        return load_pipeline(path)
+        return load_pipeline(path, cache=True)
     except PipelineError as exc:
         raise UsageError(str(exc)) from exc
 

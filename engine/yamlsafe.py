@@ -22,22 +22,18 @@ from typing import Any, Literal
 import yaml
 from yaml import events as ev
 
+from engine.problems import MAX_BYTES, MAX_PROBLEMS, Problem, sort_problems
+
 try:  # libyaml is ~10x faster; the pure-Python parser yields the same events
     from yaml import CSafeLoader as _EventSource
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _EventSource  # type: ignore[assignment]
-
-MAX_BYTES = 1 << 20
-"""Larger definitions are refused: a pipeline file is never that big, a mistake often is."""
 
 MAX_DEPTH = 100
 """Nesting limit; it also keeps libyaml's per-flow-level bookkeeping cheap."""
 
 MAX_ALIAS_NODES = 10_000
 """How many nodes aliases may add in total once expanded ("billion laughs" guard)."""
-
-MAX_PROBLEMS = 100
-"""At most this many problems are listed; the rest are counted."""
 
 Pos = tuple[int, int]
 Loc = tuple[str | int, ...]
@@ -53,43 +49,6 @@ _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 _NULL_TEXT = frozenset({"", "~", "null", "Null", "NULL"})
 _MERGE_KEY = "<<"
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a definition, printed the way compilers and editors expect."""
-
-    path: str
-    line: int
-    col: int
-    message: str
-
-    def __post_init__(self) -> None:
-        # One problem per line, and no terminal escapes smuggled in through a key name.
-        if _CONTROL.search(self.message):
-            escaped = _CONTROL.sub(lambda m: ascii(m.group())[1:-1], self.message)
-            object.__setattr__(self, "message", escaped)
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
-
-
-def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
-    """Order by position and drop exact repeats (an aliased node can fail several times).
-
-    Past MAX_PROBLEMS the rest is summed up in one last problem: nobody reads more, and a
-    generated file can produce hundreds of thousands.
-    """
-    ordered = sorted(dict.fromkeys(problems), key=lambda p: (p.line, p.col))
-    if len(ordered) <= MAX_PROBLEMS:
-        return ordered
-    rest = ordered[MAX_PROBLEMS]
-    more = len(ordered) - MAX_PROBLEMS
-    summary = f"... and {more} more problem{'s' if more > 1 else ''} not shown"
-    return [*ordered[:MAX_PROBLEMS], Problem(rest.path, rest.line, rest.col, summary)]
 
 
 class YamlError(Exception):
