@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 an execution Failed or was Stopped (or a request was re
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import signal
@@ -159,10 +158,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     in_terminal = sys.stdout.isatty() and sys.stdin.isatty()
     if _board is not None and in_terminal and not args.plain and not args.json:
         return int(_board.run(args))
+    import asyncio  # here: the commands that only read the store start faster without it
+
     return asyncio.run(_run_headless(args))
 
 
 async def _run_headless(args: argparse.Namespace) -> int:
+    import asyncio
+
     from engine.core import ControlError, Engine
     from engine.printer import LinePrinter
     from engine.store import StoreError
@@ -418,6 +421,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    import asyncio
+
     return asyncio.run(_retry(args))
 
 

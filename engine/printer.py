@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from engine import events as ev
-from engine.recorder import Published
 from engine.sanitize import terminal_safe
+
+if TYPE_CHECKING:  # the recorder pulls in asyncio: `history` and `show` need neither
+    from engine.recorder import Published
 
 _COLOURS = {
     ev.SUCCEEDED: "32",
