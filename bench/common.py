@@ -115,6 +115,7 @@ def bench_env(
         env.pop("PYTHONPYCACHEPREFIX", None)
     if state_dir is not None:
         env["BAKERY_HOME"] = str(state_dir)
+        env["BAKERY_CONFIG_DIR"] = str(state_dir.parent / "config")  # settings, definition cache
     env[SECRET_ENV] = SECRET_VALUE
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra)
