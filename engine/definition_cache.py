@@ -47,6 +47,7 @@ _CODE = (
     "definition_check.py",
     "loader.py",
     "model.py",
+    "output_paths.py",
     "problems.py",
     "schema.py",
     "validation.py",

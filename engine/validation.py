@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from engine.model import Action, Category, Pipeline
+from engine.output_paths import output_path_problem
 from engine.yamlsafe import MAX_PROBLEMS, Loc, LocateKind, Marks, Problem, sort_problems
 
 __all__ = [
@@ -274,6 +275,10 @@ class _Checker:
                     )
                 else:
                     producers[output.name] = (slot, loc)
+                for j, pattern in enumerate(output.paths):
+                    problem = output_path_problem(pattern)
+                    if problem is not None:
+                        self.add((*slot.loc, "outputs", k, "paths", j), problem)
         for slot in self.slots:
             self._check_inputs(slot, {name: s for name, (s, _) in producers.items()})
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from engine.model import OutputArtifact
+from engine.output_paths import output_path_problem
 
 
 class ArtifactError(Exception):
@@ -14,10 +15,9 @@ class ArtifactError(Exception):
 
 
 def _check_pattern(pattern: str) -> None:
-    if os.path.isabs(pattern) or pattern.startswith("~"):
-        raise ArtifactError(f"output path {pattern!r} is absolute; paths are relative to the workspace")
-    if ".." in Path(pattern).parts:
-        raise ArtifactError(f"output path {pattern!r} climbs out of the workspace with '..'")
+    problem = output_path_problem(pattern)
+    if problem is not None:
+        raise ArtifactError(problem)
 
 
 def _inside(path: Path, root: Path) -> bool:

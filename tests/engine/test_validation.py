@@ -350,6 +350,29 @@ def test_output_names_unique_across_the_pipeline() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("../secrets/**", "climbs out of the workspace with '..'"),
+        ("dist/../../x", "climbs out of the workspace with '..'"),
+        ("/etc/passwd", "is absolute; paths are relative to the workspace"),
+        ("~/.ssh/id_rsa", "is absolute; paths are relative to the workspace"),
+    ],
+)
+def test_output_paths_stay_inside_the_workspace(path: str, why: str) -> None:
+    text = with_stage(
+        f"""\
+        - name: Test
+          actions:
+            - name: Unit
+              category: test
+              run: x
+              outputs: [{{name: report, paths: ["reports/**", "{path}"]}}]
+        """
+    )
+    assert only(text) == (pos(text, f'"{path}"'), f"output path {path!r} {why}")
+
+
 def test_input_must_be_produced_somewhere() -> None:
     text = BASE.replace("inputs: [src]", "inputs: [scr]")
     assert only(text) == (
