@@ -3,10 +3,13 @@
 The index (`log_chunks_fts`, an external-content FTS5 table over `log_chunks`) is filled
 lazily from a cursor kept in `meta`, in short batches, when someone searches and after an
 execution finishes - never by a trigger on insert, so a noisy action's writes cost no more.
-It indexes chunks (the lines of one read, joined by "\n"); a matching chunk is then looked
-into line by line, so every hit, count and "first seen" is about one line, as if lines were
-indexed one by one: `highlight()` marks where the query's words are, and the marked lines are
-matched again, alone, in a small in-memory FTS5 table with the same tokenizer.
+It indexes chunks (the lines of one read, joined by "\n") with a tokenizer that splits words
+at digits, so numbers cost the index nothing; it only finds *candidate* chunks (see
+engine/search_plan.py: a query made of numbers scans the chunk text instead). A candidate
+chunk is then looked into line by line, so every hit, count and "first seen" is about one
+line, as if lines were indexed one by one with digits as word characters: `highlight()`
+marks where the query's words are, the marked lines (or, for numbers, the lines holding
+them) are matched again, alone, with the full query in a small in-memory FTS5 table.
 
 User text is searched as one phrase (case-insensitive, whole words) unless `raw` is asked
 for, in which case it is an FTS5 query (`error AND NOT warning`, `"exit code" 1`, `modu*`,
@@ -22,24 +25,37 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.replay import query
 from engine.state import iso
-from engine.store import STREAMS, Store, line_id
+from engine.store import (
+    CHUNK_TOKENIZE,
+    FTS_CURSOR_KEY,
+    LINE_TOKENIZE,
+    STREAMS,
+    Store,
+    line_id,
+)
 
-CURSOR_KEY = "fts_chunk_cursor"
+if TYPE_CHECKING:
+    from engine.search_plan import Plan
+
+CURSOR_KEY = FTS_CURSOR_KEY
 BATCH = 64  # chunks (of up to 64 KiB) per indexing transaction
 COUNT_CAP = 10_000
 SCAN_CAP = 5_000
-"""Matching chunks looked into to count the lines (past it the count is a lower bound)."""
+"""Chunks holding a matching line looked into to count the lines (past it the count is a
+lower bound)."""
+EXAMINE_CAP = 100_000
+"""Candidate chunks looked into at most, matching or not (a search for a number scans the
+chunks that hold its digits; past it the count is a lower bound)."""
 _HL_START, _HL_END = "\x01", "\x02"
-_TOKENIZE = "unicode61 remove_diacritics 2"
 
 FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS log_chunks_fts USING fts5(text, content='log_chunks',"
-    f" content_rowid='id', tokenize='{_TOKENIZE}')"
+    f" content_rowid='id', tokenize=\"{CHUNK_TOKENIZE}\")"
 )
 
 
@@ -291,53 +307,27 @@ def _spans(marked: str | None, text: str) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
-_TOKEN = re.compile(r'"(?:[^"]|"")*"|\(|\)|[^\s()"]+')
-
-
-def candidate_query(match: str) -> str:
-    """A raw FTS5 query that every chunk holding a matching line matches too.
-
-    A chunk is many lines: `a NOT b` must still find the line with `a` in a chunk where
-    another line has `b`, and `^a` a line starting with `a` in the middle of a chunk. So
-    NOT clauses and `^` are left out here; the lines are then matched with the full query.
-    """
-    tokens = _TOKEN.findall(match)
-    out: list[str] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "NOT":
-            i += 1
-            if i < len(tokens) and tokens[i] == "NEAR":
-                i += 1
-            if i < len(tokens) and tokens[i] == "(":
-                depth = 0
-                while i < len(tokens):
-                    depth += {"(": 1, ")": -1}.get(tokens[i], 0)
-                    i += 1
-                    if depth == 0:
-                        break
-            else:
-                i += 1
-                if i < len(tokens) and tokens[i] == "*":
-                    i += 1
-            continue
-        if tok.startswith("^"):
-            tok = tok[1:]
-            if not tok:
-                i += 1
-                continue
-        out.append(tok)
-        i += 1
-    return " ".join(out) or match
+def _marked_lines(marked: str) -> list[int]:
+    """Indexes of the lines of a highlighted chunk that a marked span touches."""
+    out = []
+    inside = False
+    for i, line in enumerate(marked.split("\n")):
+        if inside or _HL_START in line:
+            out.append(i)
+        start, end = line.rfind(_HL_START), line.rfind(_HL_END)
+        if start != end:  # a span may go on over the newline (a phrase across two lines)
+            inside = start > end
+    return out
 
 
 class _LineMatcher:
-    """Which lines of a chunk match: by FTS5 (`match`) or by substring (`needle`)."""
+    """Which lines of a chunk match: by FTS5 (`match`, whose `plan` says which lines may)
+    or by substring (`needle`)."""
 
     def __init__(self, match: str | None = None, needle: str | None = None) -> None:
         self.match = match
         self.needle = needle.lower() if needle is not None else None
+        self.plan: Plan | None = None  # which lines may match (see engine/search_plan.py)
         self._mem: sqlite3.Connection | None = None
 
     def check(self) -> None:
@@ -348,7 +338,9 @@ class _LineMatcher:
     def _conn(self) -> sqlite3.Connection:
         if self._mem is None:
             self._mem = sqlite3.connect(":memory:", isolation_level=None)
-            self._mem.execute(f"CREATE VIRTUAL TABLE m USING fts5(text, tokenize='{_TOKENIZE}')")
+            self._mem.execute(
+                f'CREATE VIRTUAL TABLE m USING fts5(text, tokenize="{LINE_TOKENIZE}")'
+            )
         return self._mem
 
     def close(self) -> None:
@@ -360,8 +352,8 @@ class _LineMatcher:
         self, text: str, count: int, marked: str | None
     ) -> list[tuple[int, str, tuple[tuple[int, int], ...]]]:
         """(index in the chunk, text, spans) of each matching line, in order."""
-        texts = [text] if count == 1 else text.split("\n")
         if self.needle is not None:
+            texts = [text] if count == 1 else text.split("\n")
             out = []
             n = len(self.needle)
             for i, line in enumerate(texts):
@@ -369,12 +361,16 @@ class _LineMatcher:
                 if at >= 0:
                     out.append((i, line, ((at, at + n),)))
             return out
-        if count == 1 or marked is None or _HL_START in text or _HL_END in text:
-            candidates = list(enumerate(texts))
-        else:
+        plan = self.plan
+        if plan is None:
+            candidates = list(enumerate([text] if count == 1 else text.split("\n")))
+        elif count > 1 and marked is not None and _HL_START not in text and _HL_END not in text:
+            texts = text.split("\n")
             candidates = [
-                (i, texts[i]) for i, m in enumerate(marked.split("\n")) if _HL_START in m
+                (i, texts[i]) for i in _marked_lines(marked) if plan.holds_digits(texts[i])
             ]
+        else:
+            candidates = plan.lines_holding_digits(text, count == 1)
         if not candidates:
             return []
         conn = self._conn()
@@ -502,8 +498,6 @@ def search(
     else:
         match = fts_query(text, raw=raw, prefix=prefix)
         matcher = _LineMatcher(match=match)
-        result = SearchResult(text, match)
-        chunk_match = match
         if raw:
             try:
                 matcher.check()
@@ -512,17 +506,30 @@ def search(
                 raise SearchError(
                     f"not a valid FTS5 query ({exc}); leave out --raw to search the text as written"
                 ) from None
-            chunk_match = candidate_query(match)
-            try:
-                _LineMatcher(match=chunk_match).check()
-            except sqlite3.OperationalError:
-                chunk_match = match
-        select = (
-            f"SELECT {_CHUNK_COLUMNS}, highlight(log_chunks_fts, 0, char(1), char(2))"
-            f" FROM log_chunks_fts f JOIN log_chunks c ON c.id = f.rowid{_JOINS}"
-            f" WHERE log_chunks_fts MATCH ?{where}"
-        )
-        select_args = [chunk_match, *args]
+        from engine.search_plan import plan  # (not on `bakery run`'s start-up path)
+
+        matcher.plan = the_plan = plan(match)
+        result = SearchResult(text, match)
+        digits, digits_args = the_plan.where()
+        if the_plan.chunk_match is None:  # numbers only: scan the chunks holding the digits
+            select = (
+                f"SELECT {_CHUNK_COLUMNS}, NULL FROM log_chunks c{_JOINS} WHERE {digits}{where}"
+            )
+            select_args = [*digits_args, *args]
+        else:
+            # a run of digits every matching line holds finds the candidate lines faster
+            # (one regex over the chunk) than highlight(), which marks every word of the query
+            marks = (
+                "NULL"
+                if the_plan.needs_digits
+                else "highlight(log_chunks_fts, 0, char(1), char(2))"
+            )
+            select = (
+                f"SELECT {_CHUNK_COLUMNS}, {marks}"
+                f" FROM log_chunks_fts f JOIN log_chunks c ON c.id = f.rowid{_JOINS}"
+                f" WHERE log_chunks_fts MATCH ? AND {digits}{where}"
+            )
+            select_args = [the_plan.chunk_match, *digits_args, *args]
     try:
         _collect(store, result, matcher, select, select_args, limit)
     except sqlite3.OperationalError as exc:
@@ -549,9 +556,11 @@ def _collect(
     runs: set[str] = set()
     oldest: tuple[tuple[Any, ...], int] | None = None
     complete = True
-    for scanned, row in enumerate(_chunks(store, select, args, newest_first=True), 1):
+    matching = 0
+    for examined, row in enumerate(_chunks(store, select, args, newest_first=True), 1):
         found = matcher.lines(row[11], int(row[8]) - int(row[7]) + 1, row[-1])
         if found:
+            matching += 1
             oldest = (row, found[0][0])
         for i, line, spans in reversed(found):
             if len(result.hits) < limit:
@@ -559,7 +568,7 @@ def _collect(
             total += 1
             if total <= COUNT_CAP + 1:
                 runs.add(str(row[1]))
-        if total > COUNT_CAP or scanned >= SCAN_CAP:
+        if total > COUNT_CAP or matching >= SCAN_CAP or examined >= EXAMINE_CAP:
             complete = False
             break
     result.total = min(total, COUNT_CAP)
@@ -573,5 +582,5 @@ def _collect(
         if found:
             result.first_seen = _first_seen(row, found[0][0])
             return
-        if n >= SCAN_CAP:
+        if n >= EXAMINE_CAP:
             return

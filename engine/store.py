@@ -22,8 +22,18 @@ from typing import Any
 from engine import events as ev
 from engine.state import RunState, fold
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: log chunks and their FTS index; 2: that index splits words at digits (CHUNK_TOKENIZE)."""
 DB_NAME = "bakery.db"
+
+CHUNK_TOKENIZE = "unicode61 remove_diacritics 2 separators '0123456789'"
+"""The chunk index's tokenizer: ASCII digits are separators, so numbers (`seq`, ids, times)
+add no terms to the index (each new FTS5 term costs ~2 us). Search finds numbers by scanning
+and matches every candidate line again with LINE_TOKENIZE (see engine/search_plan.py)."""
+LINE_TOKENIZE = "unicode61 remove_diacritics 2"
+"""What a search means by a word: a match is checked line by line with this tokenizer."""
+FTS_CURSOR_KEY = "fts_chunk_cursor"
+"""meta key: the highest log chunk id indexed in log_chunks_fts (filled by engine/search.py)."""
 
 STREAMS = ("stdout", "stderr", "system")
 _STREAM_CODE = {name: i for i, name in enumerate(STREAMS)}
@@ -112,7 +122,7 @@ CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (commit_id);
 CREATE INDEX IF NOT EXISTS runs_by_number ON runs (number);
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (created_at) WHERE finished_at IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS log_chunks_fts USING fts5(
-    text, content='log_chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    text, content='log_chunks', content_rowid='id', tokenize="{CHUNK_TOKENIZE}"
 );
 -- log_chunks_fts is filled lazily by engine/search.py from meta 'fts_chunk_cursor', never by
 -- triggers
@@ -127,7 +137,7 @@ CREATE TABLE IF NOT EXISTS commands (
     result TEXT
 );
 CREATE INDEX IF NOT EXISTS commands_untaken ON commands (taken_at, id);
-"""
+""".replace("{CHUNK_TOKENIZE}", CHUNK_TOKENIZE)
 
 
 class StoreError(Exception):
@@ -314,13 +324,30 @@ class Store:
             ).fetchone():
                 return  # (a file from before log chunks gets the tables it lacks)
             with self.transaction():
+                reindex = self._drop_stale_index()
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self.conn.execute(statement)
+                if reindex:
+                    self.conn.execute("DELETE FROM meta WHERE key = ?", (FTS_CURSOR_KEY,))
                 self.conn.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+
+    def _drop_stale_index(self) -> bool:
+        """Drop a chunk index made with another tokenizer (schema 1); True when dropped.
+
+        Its cursor is then reset, so the next search (or the background indexer) indexes
+        every stored chunk again; the chunks themselves are not touched.
+        """
+        row = self.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'log_chunks_fts'"
+        ).fetchone()
+        if row is None or CHUNK_TOKENIZE in str(row[0]):
+            return False
+        self.conn.execute("DROP TABLE log_chunks_fts")
+        return True
 
     def check(self) -> None:
         """Touch every table so a damaged file fails now rather than mid-run."""

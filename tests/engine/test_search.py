@@ -153,3 +153,20 @@ async def test_cli_search(two_runs: Any, capsys: pytest.CaptureFixture[str]) -> 
     assert data["total"] == 2 and len(data["hits"]) == 1 and data["first_seen"]["number"] == 1
     assert cli.main(["search", "AND", "--raw", "-C", str(repo.path)]) == cli.EXIT_USAGE
     assert "--raw" in capsys.readouterr().err
+
+
+def test_lines_of_a_chunk_are_matched_alone(tmp_path: Path) -> None:
+    """A chunk joins lines: neither a phrase begun on the line before nor a NOT clause about
+    another line may hide a matching line."""
+    store = Store(tmp_path / "bakery.db")
+    stages = [{"name": "S", "actions": [{"name": "A", "category": "build"}]}]
+    store.append(
+        ev.Event(ev.RUN_CREATED, "r", 1.0, {"number": 1, "pipeline": "p", "stages": stages})
+    )
+    texts = ["retry", "retry retry", "error here", "plain words"]
+    store.append_chunks(
+        [ev.LogChunk("r", "S", "A", 1, 1, len(texts), 1.0, "stdout", "\n".join(texts))]
+    )
+    assert [h.line_no for h in search(store, "retry retry").hits] == [2]
+    assert [h.line_no for h in search(store, "error NOT plain + words", raw=True).hits] == [3]
+    assert [h.line_no for h in search(store, "words NOT plain + words", raw=True).hits] == []
