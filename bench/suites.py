@@ -22,6 +22,7 @@ from bench.common import (
     interleave,
     make_repo,
     median,
+    percentile,
     pipeline_yaml,
     run_timed,
     store_counts,
@@ -308,29 +309,53 @@ def trigger(cfg: Config) -> list[Row]:
 
 # -- board ---------------------------------------------------------------------------------------
 def board(cfg: Config) -> list[Row]:
+    """Keys on the live board while 3 actions flood it, one fresh process a round.
+
+    A round's flood holds a few dozen keys, one of them landing while the execution is being
+    created, so the key samples of all rounds are pooled: the p95 is then a percentile, not
+    the slowest key of one round. The baseline pools the same keys on the same boards once
+    their floods are over.
+    """
     try:
         import tui.app  # noqa: F401
         from tui.model import BoardModel  # noqa: F401
     except ImportError as exc:
         return [Row("board", "board", None, "", note=f"n/a (not built yet: {exc})")]
-    lines = 60_000 if cfg.quick else 300_000
-    r = _worker("board", str(lines), timeout=900)
+    lines = 200_000 if cfg.quick else 1_000_000
+    rounds = [_worker("board", str(lines), timeout=900) for _ in range(max(1, cfg.rounds))]
+    busy = [x for r in rounds for x in r["busy_samples"]]
+    idle = [x for r in rounds for x in r["idle_samples"]]
+    busy_pilot = [x for r in rounds for x in r["busy_pilot_samples"]]
+    idle_pilot = [x for r in rounds for x in r["idle_pilot_samples"]]
+    busy_p95 = percentile(busy, 95)
+    per_round = {
+        "busy_p50": [r["busy_p50"] for r in rounds], "busy_p95": [r["busy_p95"] for r in rounds],
+        "idle_p50": [r["idle_p50"] for r in rounds], "idle_p95": [r["idle_p95"] for r in rounds],
+        "keys": [r["keys"] for r in rounds], "lines_per_s": [r["lines_per_s"] for r in rounds],
+        "rss_mb": [r["rss_mb"] for r in rounds],
+    }
+    seen = sum(r["lines_seen"] for r in rounds)
+    flood_s = sum(r["flood_s"] for r in rounds)
     return [
         Row("board", "key press -> handled and drawn while 3 actions flood, p50",
-            r["busy_p50"] * 1000, "ms", r["idle_p50"] * 1000,
-            "same keys on the same board after the flood, p50", "", None),
+            median(busy) * 1000, "ms", median(idle) * 1000,
+            "same keys on the same board after the flood, p50", "", None,
+            extra={"busy_samples": busy, "idle_samples": idle, "rounds": per_round}),
         Row("board", "key press -> handled and drawn while 3 actions flood, p95",
-            r["busy_p95"] * 1000, "ms", r["idle_p95"] * 1000,
+            busy_p95 * 1000, "ms", percentile(idle, 95) * 1000,
             "same keys on the same board after the flood, p95", "<= 100 ms",
-            r["busy_p95"] <= 0.100, note=f"{r['keys']} keys, 3 x {lines:,} lines"),
+            busy_p95 <= 0.100,
+            note=f"{len(busy)} keys in {len(rounds)} rounds, 3 x {lines:,} lines each"),
         Row("board", "pilot.press while flooding, p50 (waits for an idle *process*)",
-            (r.get("busy_pilot_p50") or 0) * 1000, "ms", r["idle_pilot_p50"] * 1000,
+            (median(busy_pilot) if busy_pilot else 0) * 1000, "ms", median(idle_pilot) * 1000,
             "pilot.press after the flood, p50", "", None,
             note="not a key latency: wait_for_idle needs the whole process idle (1 s cap, twice)"),
-        Row("board", "lines per second taken in by the board", r["lines_per_s"], "lines/s",
-            None, "", "", None, note=f"{r['lines_seen']:,} lines in {r['flood_s']:.1f} s"),
-        Row("board", "peak RSS (board + engine, one process)", r["rss_mb"], "MB",
-            r["idle_rss_mb"], "RSS with the idle board", "<= 300 MB", r["rss_mb"] <= 300),
+        Row("board", "lines per second taken in by the board", seen / flood_s if flood_s else 0.0,
+            "lines/s", None, "", "", None,
+            note=f"{seen:,} lines in {flood_s:.1f} s ({len(rounds)} rounds)"),
+        Row("board", "peak RSS (board + engine, one process)", median(per_round["rss_mb"]), "MB",
+            median([r["idle_rss_mb"] for r in rounds]), "RSS with the idle board", "<= 300 MB",
+            max(per_round["rss_mb"]) <= 300),
     ]
 
 

@@ -143,4 +143,7 @@ async def test_disable_and_enable_a_transition(make_repo, tmp_path) -> None:  # 
         assert app.board.check_action("toggle_transition", ()) is True
         await pilot.press("left", "left", "left")  # the first stage has no inbound transition
         assert app.board.selected[0] == "Source"
-        assert app.board.check_action("toggle_transition", ()) is False
+        assert app.board.check_action("toggle_transition", ()) is None  # shown greyed out
+        await pilot.press("t")  # ...and does nothing there: no modal, no change
+        await pilot.pause(0.1)
+        assert app.screen is app.board and "Source" not in app.model.pipeline.disabled

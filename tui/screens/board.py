@@ -2,7 +2,10 @@
 
 It draws only from `app.model` and redraws once per drain (`apply`). Keys act on what is
 selected; `check_action` hides the keys that do not apply now, so the Footer always tells
-the truth (no `a`/`r` unless an approval waits).
+the truth (no `a`/`r` unless an approval waits). Keys that stop applying with the selection
+or between executions (`t` on the first stage, `s` with nothing running, zoom and search
+without a log) are shown greyed out instead: moving the selection or starting an execution
+then never rebuilds the Footer (see `BoardFooter`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from engine import events as ev
 from engine.core import ControlError
@@ -25,8 +28,10 @@ from tui.logbuffer import LogBuffer
 from tui.screens.approval import Answer, approve_modal, retry_modal, stop_modal, transition_modal
 from tui.widgets.action_card import ActionCard
 from tui.widgets.approval_panel import ApprovalPanel
+from tui.widgets.footer import BoardFooter
 from tui.widgets.header import BoardHeader, RunBanner
 from tui.widgets.log_pane import LogPane, LogView
+from tui.widgets.restyle import set_classes
 from tui.widgets.run_list import RunList
 from tui.widgets.stage_column import StageBoard, StageColumn
 
@@ -102,7 +107,7 @@ class BoardScreen(Screen[None]):
                 yield Static("Executions", id="side-title")
                 yield RunList(id="runs")
         yield Input(placeholder="search the log (Enter: find, Esc: cancel)", id="search")
-        yield Footer()
+        yield BoardFooter()
 
     async def on_mount(self) -> None:
         self.query_one("#runs", RunList).can_focus = False
@@ -228,7 +233,9 @@ class BoardScreen(Screen[None]):
         for card in self.query_one(StageBoard).cards():
             card.set_class((card.stage_name, card.action_name) == self.selected, "-selected")
         for column in self.query_one(StageBoard).columns.values():
-            column.set_class(self.selected is not None and column.stage.name == self.selected[0], "-selected")
+            # the column's own border only: its cards are not restyled (tui/widgets/restyle.py)
+            selected = self.selected is not None and column.stage.name == self.selected[0]
+            set_classes(column, {"-selected": selected})
         if self.selected is not None:
             card = self.query_one(StageBoard).card(*self.selected)
             if card is not None:
@@ -552,14 +559,17 @@ class BoardScreen(Screen[None]):
                 else:
                     pane.set_title(self._title(a))
                 pane.display = True
-            elif pane.display:
+            else:
+                # a hidden pane keeps its log (shown again for it, it needs no re-binding),
+                # but lets go of another execution's
+                if pane.key is not None and (self.run is None or pane.key[0] != self.run.id):
+                    pane.bind(None, self._empty_buffer, "")
                 pane.display = False
-                pane.bind(None, self._empty_buffer, "")
         if self._no_log is not None:
             self._no_log.display = not wanted
         self._panes = self._pool[: len(wanted)]
         for pane, (_, a) in zip(self._panes, wanted, strict=True):
-            pane.set_class((a.stage, a.name) == self.selected and len(self._panes) > 1, "-active")
+            pane.set_active((a.stage, a.name) == self.selected and len(self._panes) > 1)
 
     def active_pane(self) -> LogPane | None:
         if not self._panes:
@@ -683,17 +693,25 @@ class BoardScreen(Screen[None]):
 
     # -- which keys apply now -----------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """True: the key applies now. None: shown greyed out, for keys that stop applying
+        with the selection or between executions (the Footer keeps its keys, and a move is not
+        a Footer rebuild). False: hidden (no live engine, no approval waiting, nothing failed,
+        no search)."""
         app = self.bapp
         run = self.run
         live = app.controller is not None
         if action in ("approve", "reject"):
             return live and self._target_approval() is not None
         if action == "stop":
-            return live and run is not None and not run.finished and run.id in app.model.live_runs
+            if not live:
+                return False
+            return True if run is not None and not run.finished and run.id in app.model.live_runs else None
         if action == "retry":
             return live and self._retry_stage() is not None
         if action == "toggle_transition":
-            return live and self._transition_stage() is not None
+            if not live:
+                return False
+            return True if self._transition_stage() is not None else None  # not on the first stage
         if action == "run_now":
             return live
         if action in ("search_next", "search_prev"):
@@ -702,23 +720,18 @@ class BoardScreen(Screen[None]):
         if action == "unzoom":
             return self.maximized is not None or self.query_one("#search", Input).display
         if action in ("zoom", "search", "first_error"):
-            return self.active_pane() is not None
+            return True if self.active_pane() is not None else None
         return True
 
+    # the actions whose check_action answer changes while the board runs (the rest are fixed)
+    DYNAMIC_ACTIONS: ClassVar[tuple[str, ...]] = (
+        "approve", "reject", "stop", "retry", "toggle_transition", "run_now",
+        "search_next", "search_prev", "unzoom", "zoom", "search", "first_error",
+    )
+
     def _refresh_bindings_if_changed(self, force: bool = False) -> None:
-        run = self.run
-        pane = self.active_pane()
-        state = (
-            self.app.controller is not None,
-            run.id if run else None,
-            run.status if run else None,
-            self._target_approval() is not None,
-            self._retry_stage(),
-            self._transition_stage(),
-            pane is not None,
-            pane is not None and pane.view.pattern is not None,
-            self.maximized is not None,
-        )
+        """Tell the Footer only when what it shows changed (a refresh costs a Footer update)."""
+        state = tuple(self.check_action(action, ()) for action in self.DYNAMIC_ACTIONS)
         if force or state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()

@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.containers import Vertical
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -27,6 +27,7 @@ from textual.widgets import Static
 
 from engine.sanitize import terminal_safe
 from tui.logbuffer import LogBuffer
+from tui.widgets.restyle import set_classes
 
 if TYPE_CHECKING:
     from tui.model import LogKey
@@ -66,12 +67,15 @@ class LogView(ScrollView, can_focus=True):
         self.current: int | None = None
         self._cache: LRUCache[tuple[int, bool], Strip] = LRUCache(512)
         self._known = 0
+        self._paint: tuple[Style, int] | None = None  # set while render_lines runs
 
     # -- content --------------------------------------------------------------------------
     def set_buffer(self, buffer: LogBuffer) -> None:
-        self.buffer = buffer
-        self._cache.clear()
-        self._known = 0
+        """Show `buffer` from its end (the drawn lines are kept when it is the same log)."""
+        if buffer is not self.buffer:
+            self.buffer = buffer
+            self._cache.clear()
+            self._known = 0
         self.following = True
         self.unseen = 0
         self.current = None
@@ -193,11 +197,19 @@ class LogView(ScrollView, can_focus=True):
         super().notify_style_update()
         self._cache.clear()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the style and width every line needs, once per paint: `rich_style` walks the
+        # ancestors and `size` asks the compositor, and a flood repaints the panes ~25 times a second
+        self._paint = (self.rich_style, self.size.width)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
-        width = self.size.width
-        base = self.rich_style
+        base, width = self._paint or (self.rich_style, self.size.width)
         if index >= len(self.buffer):
             return Strip.blank(width, base)
         key = (index, index == self.current)
@@ -271,6 +283,10 @@ class LogPane(Vertical):
         if title != self._title:
             self._title = title
             self._title_widget.update(title, layout=False)  # one line high, whatever it says
+
+    def set_active(self, active: bool) -> None:
+        """The pane the keys act on, among several: its top border and title (not its log)."""
+        set_classes(self, {"-active": active}, also=[self._title_widget])
 
     def bind(self, key: LogKey | None, buffer: LogBuffer, title: str) -> None:
         self.key = key

@@ -18,6 +18,7 @@ from engine import events as ev
 from engine.state import RunState, StageState
 from tui import look
 from tui.widgets.action_card import ActionCard
+from tui.widgets.restyle import set_classes
 
 if TYPE_CHECKING:
     from tui.app import BakeryApp
@@ -100,8 +101,8 @@ class StageColumn(Vertical):
         if stage.attempt > 1 and status:
             sub += f" · attempt {stage.attempt}"
         self.border_subtitle = f" {look.symbol(status)} {sub} " if sub else ""
-        for cls in look.ALL_CLASSES:
-            self.set_class(cls == look.css_class(status), cls)
+        wanted = look.css_class(status)
+        set_classes(self, {cls: cls == wanted for cls in look.ALL_CLASSES})  # the column's border only
         note = self.query_one(".closed-note", Static)
         if closed is not None:
             reason = closed.get("reason") or "no reason given"
