@@ -8,21 +8,43 @@ exactly what the live board showed then.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from engine import events as ev
 
 
 def iso(ts: float | None) -> str | None:
-    """ISO-8601 in UTC with milliseconds, the form every JSON output uses."""
+    """ISO-8601 in UTC with milliseconds, the form every JSON output uses.
+
+    The same text as `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")`
+    (microseconds rounded half to even, then cut to milliseconds), built without a datetime:
+    a history of 10,000 executions formats 30,000 of them.
+    """
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    frac, whole = math.modf(ts)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    days, seconds = divmod(int(whole), 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{micro // 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(slots=True)
