@@ -62,8 +62,10 @@ def test_a_sweep_since_a_mark_kills_what_started_after_it_and_leaves_older_proce
     mark = pid_mark()
     newer = _cookie_sleeper(cookie)
     try:
+        assert newer.poll() is None and older.poll() is None
+        window = pid_window(mark)
         killed = sweep(("BAKERY_JOB_ID", cookie), signal.SIGKILL, since=mark)
-        assert killed == [newer.pid]
+        assert killed == [newer.pid], (mark, window, older.pid, newer.pid, newer.poll())
         assert newer.wait(5) == -signal.SIGKILL
         assert older.poll() is None
         assert sweep(("BAKERY_JOB_ID", cookie), signal.SIGKILL) == [older.pid]  # no mark: all
