@@ -123,7 +123,7 @@ class Engine:
             asyncio.create_task(self.recorder.flush_forever(), name="bakery-flush"),
             asyncio.create_task(self._poll_forever(), name="bakery-poll"),
         ]
-        from engine.search import attach_indexer  # index finished runs' logs for search
+        from engine.indexer import attach_indexer  # index finished runs' logs for search
 
         self.indexer = attach_indexer(self.recorder)
 

@@ -13,9 +13,9 @@ import pytest
 from engine import cli
 from engine import events as ev
 from engine.core import Engine
+from engine.indexer import BackgroundIndexer
 from engine.replay import query
 from engine.search import (
-    BackgroundIndexer,
     SearchError,
     fts_query,
     index_pending,
