@@ -22,11 +22,13 @@ from textual.containers import Vertical
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widgets import Static
 
 from engine.sanitize import terminal_safe
 from tui.logbuffer import LogBuffer
+from tui.widgets.log_scrollbar import horizontal_log_scrollbar, vertical_log_scrollbar
 from tui.widgets.restyle import set_classes
 
 if TYPE_CHECKING:
@@ -68,6 +70,14 @@ class LogView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, bool], Strip] = LRUCache(512)
         self._known = 0
         self._paint: tuple[Style, int] | None = None  # set while render_lines runs
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        return vertical_log_scrollbar(self)  # drawn again only when its thumb moves
+
+    @property
+    def horizontal_scrollbar(self) -> ScrollBar:
+        return horizontal_log_scrollbar(self)
 
     # -- content --------------------------------------------------------------------------
     def set_buffer(self, buffer: LogBuffer) -> None:
@@ -247,7 +257,26 @@ class LogView(ScrollView, can_focus=True):
         return Strip(segments, text.cell_len)
 
 
-class LogPane(Vertical):
+class _SizedOnce:
+    """A widget whose new size needs no second layout of the screen.
+
+    After a layout Textual gives every resized widget its new `virtual_size`, a reactive
+    that asks for another layout of the whole screen. For a pane and its one-line title and
+    status that second pass changes nothing (they never scroll) but repaints the log area
+    again: a move between one log pane and several paid for two. Here the size is stored
+    without asking (as Textual itself does after a scroll).
+    """
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
+                      layout: bool = True) -> bool:
+        return super()._size_updated(size, virtual_size, container_size, layout=False)  # type: ignore[misc]
+
+
+class PaneLine(_SizedOnce, Static):
+    """A pane's title or status line: one row high, whatever it says."""
+
+
+class LogPane(_SizedOnce, Vertical):
     """A titled LogView with a status line (follow state, new lines, search)."""
 
     ALLOW_MAXIMIZE = True
@@ -266,8 +295,8 @@ class LogPane(Vertical):
         self._timestamps = timestamps
         self.note = ""
         self.view = LogView(buffer, timestamps=timestamps, classes="log-view")
-        self._title_widget = Static(title, classes="log-title")
-        self._status = Static("", classes="log-status")
+        self._title_widget = PaneLine(title, classes="log-title")
+        self._status = PaneLine("", classes="log-status")
         self._status_text = ""
 
     def compose(self) -> ComposeResult:
