@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,8 +53,15 @@ def test_no_window_without_a_mark_or_after_the_counter_may_have_gone_round() -> 
 
 
 def _cookie_sleeper(cookie: str) -> subprocess.Popen[bytes]:
+    """A process carrying the cookie, once its environment can be read: Popen returns when
+    the exec has begun, and /proc/PID/environ stays empty until the kernel has set it up."""
     env = {**os.environ, "BAKERY_JOB_ID": cookie}
-    return subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+    proc = subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while cookie.encode() not in Path(f"/proc/{proc.pid}/environ").read_bytes():
+        assert time.monotonic() < deadline, "the environment never showed up"
+        time.sleep(0.001)
+    return proc
 
 
 def test_a_sweep_since_a_mark_kills_what_started_after_it_and_leaves_older_processes() -> None:
