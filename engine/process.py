@@ -357,12 +357,15 @@ class ChildProcess:
         """Sweep the cookie until a pass finds nobody (bounded).
 
         One pass reads a snapshot of /proc: a process forked by a victim while the pass runs
-        is not in it, so we look again until a pass comes back empty.
+        is not in it, so we look again until a pass comes back empty - and sure: a process in
+        the middle of an exec shows no environment yet.
         """
         for _ in range(SWEEP_ROUNDS):
-            if not sweep(self._cookie, signal.SIGKILL, since=self._pid_mark):
+            unsure: list[int] = []
+            killed = sweep(self._cookie, signal.SIGKILL, since=self._pid_mark, unsure=unsure)
+            if not killed and not unsure:
                 return
-            await asyncio.sleep(SWEEP_PAUSE)
+            await asyncio.sleep(SWEEP_PAUSE)  # look again once their exec has finished
 
     # -- supervision ------------------------------------------------------------------------
 
@@ -549,6 +552,7 @@ def sweep(
     *,
     exclude_pgid: int | None = None,
     since: PidMark | None = None,
+    unsure: list[int] | None = None,
 ) -> list[int]:
     """Signal every process whose environment holds NAME=VALUE; returns the pids signalled.
 
@@ -557,6 +561,8 @@ def sweep(
     signal (other users) are skipped. A process that cleared its environment (`env -i`)
     cannot be found this way. With `sig=0` nothing is signalled: it only lists the pids.
     With `since` (taken before the tree's first fork) only pids given out after it are read.
+    `unsure`, when given, gets the live processes whose environment was empty: one caught in
+    the middle of an exec (the kernel fills it in last) or one started with `env -i`.
     """
     name, value = cookie
     needle = b"\0" + f"{name}={value}".encode() + b"\0"
@@ -578,6 +584,10 @@ def sweep(
                 environ = handle.read()
         except OSError:
             continue
+        if not environ:
+            if unsure is not None and _user_process(pid):
+                unsure.append(pid)
+            continue
         if needle not in b"\0" + environ + b"\0":
             continue
         try:
@@ -588,3 +598,15 @@ def sweep(
             continue
         signalled.append(pid)
     return signalled
+
+
+def _user_process(pid: int) -> bool:
+    """Alive and not a kernel thread (those have no environment either)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()  # after "pid (comm) "
+    state, ppid = fields[0], int(fields[1])
+    return state not in (b"Z", b"X") and ppid != 2 and pid != 2
