@@ -25,6 +25,15 @@ from tui.widgets.run_list import RunList
 from tui.widgets.stage_column import StageColumn
 
 
+def second_run(ts: float, stages: list[dict[str, Any]]) -> Any:
+    """Execution #2 of the greeter pipeline arriving on the board."""
+    return E(
+        ev.RUN_CREATED, "r2", ts, number=2, pipeline="greeter", pipeline_version=2,
+        execution_mode="superseded", trigger={"type": "Webhook"}, commit={}, variables={},
+        stages=stages,
+    )
+
+
 async def settled(pilot: Any, app: Any) -> None:
     """Until the board stops laying itself out (a loaded machine draws the first frames late)."""
     seen = -1
@@ -126,24 +135,7 @@ async def test_hidden_panes_keep_their_log_until_another_execution(tmp_path: Pat
         await wait_for(pilot, lambda: unit.display and "while hidden" in screen_text(app))
         assert unit.view.buffer is buffer and unit.view.following
         app.source.feed(
-            E(
-                ev.RUN_CREATED,
-                "r2",
-                2.0,
-                number=2,
-                pipeline="greeter",
-                pipeline_version=2,
-                execution_mode="superseded",
-                trigger={"type": "Webhook"},
-                commit={},
-                variables={},
-                stages=[
-                    {
-                        "name": "Source",
-                        "actions": [{"name": "Checkout", "category": "source", "run_order": 1}],
-                    }
-                ],
-            )
+            second_run(2.0, [{"name": "Source", "actions": [{"name": "Checkout", "category": "source", "run_order": 1}]}])
         )
         await wait_for(pilot, lambda: board.run is not None and board.run.id == "r2")
         await pilot.pause(0.05)  # the board follows the new execution: one pane
@@ -166,21 +158,7 @@ async def test_run_list_rows_are_redrawn_in_place(tmp_path: Path) -> None:
         assert runs.get_option_at_index(0) is option  # the same row, a new prompt
         assert str(option.prompt) != before and "1m" in str(option.prompt)
         assert app.board._layout_updates == layouts
-        app.source.feed(
-            E(
-                ev.RUN_CREATED,
-                "r2",
-                70.0,
-                number=2,
-                pipeline="greeter",
-                pipeline_version=2,
-                execution_mode="superseded",
-                trigger={"type": "Webhook"},
-                commit={},
-                variables={},
-                stages=[],
-            )
-        )
+        app.source.feed(second_run(70.0, []))
         await wait_for(pilot, lambda: runs.option_count == 2)  # another execution: rebuilt
         assert runs.get_option_at_index(0).id == "r2"  # newest first
         assert runs.highlighted == 0  # the board follows it

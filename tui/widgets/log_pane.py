@@ -28,7 +28,7 @@ from textual.widgets import Static
 
 from engine.sanitize import terminal_safe
 from tui.logbuffer import LogBuffer
-from tui.widgets.log_scrollbar import horizontal_log_scrollbar, vertical_log_scrollbar
+from tui.widgets.log_scrollbar import log_scrollbar
 from tui.widgets.restyle import set_classes
 
 if TYPE_CHECKING:
@@ -73,11 +73,11 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def vertical_scrollbar(self) -> ScrollBar:
-        return vertical_log_scrollbar(self)  # drawn again only when its thumb moves
+        return log_scrollbar(self, vertical=True)  # drawn again only when its thumb moves
 
     @property
     def horizontal_scrollbar(self) -> ScrollBar:
-        return horizontal_log_scrollbar(self)
+        return log_scrollbar(self, vertical=False)
 
     # -- content --------------------------------------------------------------------------
     def set_buffer(self, buffer: LogBuffer) -> None:

@@ -82,21 +82,14 @@ class LogScrollBar(ScrollBar):
         return super()._size_updated(size, virtual_size, container_size, layout=False)
 
 
-def vertical_log_scrollbar(widget: Widget) -> ScrollBar:
-    """What `Widget.vertical_scrollbar` does, with a LogScrollBar."""
-    if widget._vertical_scrollbar is None:
-        bar = LogScrollBar(vertical=True, name="vertical", thickness=widget.scrollbar_size_vertical)
+def log_scrollbar(widget: Widget, *, vertical: bool) -> ScrollBar:
+    """What `Widget.vertical_scrollbar` / `horizontal_scrollbar` do, with a LogScrollBar."""
+    attr = "_vertical_scrollbar" if vertical else "_horizontal_scrollbar"
+    bar: ScrollBar | None = getattr(widget, attr)
+    if bar is None:
+        thickness = widget.scrollbar_size_vertical if vertical else widget.scrollbar_size_horizontal
+        bar = LogScrollBar(vertical=vertical, name="vertical" if vertical else "horizontal", thickness=thickness)
         bar.display = False
-        widget._vertical_scrollbar = bar
+        setattr(widget, attr, bar)
         widget.app._start_widget(widget, bar)
-    return widget._vertical_scrollbar
-
-
-def horizontal_log_scrollbar(widget: Widget) -> ScrollBar:
-    """What `Widget.horizontal_scrollbar` does, with a LogScrollBar."""
-    if widget._horizontal_scrollbar is None:
-        bar = LogScrollBar(vertical=False, name="horizontal", thickness=widget.scrollbar_size_horizontal)
-        bar.display = False
-        widget._horizontal_scrollbar = bar
-        widget.app._start_widget(widget, bar)
-    return widget._horizontal_scrollbar
+    return bar
