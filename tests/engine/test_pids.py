@@ -83,3 +83,24 @@ def test_a_sweep_since_a_mark_kills_what_started_after_it_and_leaves_older_proce
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_process_without_an_environment_is_reported_as_unsure() -> None:
+    """A process in the middle of an exec shows no environment yet (nor does one started
+    with `env -i`): the sweep cannot tell whose it is and says so, so it is looked at again."""
+    mark = pid_mark()
+    bare = subprocess.Popen(["env", "-i", "sleep", "30"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{bare.pid}/cmdline").read_bytes() != b"sleep\x0030\x00":
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.001)
+        unsure: list[int] = []
+        assert sweep(("BAKERY_JOB_ID", "nobody"), 0, since=mark, unsure=unsure) == []
+        assert bare.pid in unsure
+    finally:
+        bare.kill()
+        bare.wait()
+    unsure = []
+    sweep(("BAKERY_JOB_ID", "nobody"), 0, since=mark, unsure=unsure)
+    assert bare.pid not in unsure  # gone once reaped; zombies and kernel threads never count
