@@ -42,6 +42,17 @@ pytestmark = pytest.mark.timeout(120)
 # -- 17. artifacts -----------------------------------------------------------------------------
 
 
+ESCAPE_HEAD = """
+name: escape
+stages:
+  - name: Source
+    actions:
+      - {name: Checkout, category: source, outputs: [source]}
+  - name: Build
+    actions:
+"""
+
+
 def snapshot(root: Path) -> dict[str, tuple[str, bytes | str]]:
     """Every entry under `root`: kind and content (files), target (links)."""
     found: dict[str, tuple[str, bytes | str]] = {}
@@ -65,14 +76,8 @@ def test_artifact_paths_leaving_the_workspace_are_refused_and_nothing_is_written
     victim.mkdir()
     (victim / "secret.txt").write_text("keep me\n")
     repo = make_repo(
-        f"""
-name: escape
-stages:
-  - name: Source
-    actions:
-      - {{name: Checkout, category: source, outputs: [source]}}
-  - name: Build
-    actions:
+        ESCAPE_HEAD
+        + f"""\
       - name: FileLink
         category: build
         run: ln -s ../../../../../../../../../../../../../{victim}/secret.txt leak
@@ -133,14 +138,8 @@ def test_output_paths_leaving_the_workspace_are_refused_before_anything_runs(
     victim = tmp_path / "victim"
     victim.mkdir()
     repo = make_repo(
-        f"""
-name: escape
-stages:
-  - name: Source
-    actions:
-      - {{name: Checkout, category: source, outputs: [source]}}
-  - name: Build
-    actions:
+        ESCAPE_HEAD
+        + f"""\
       - name: DotDot
         category: build
         run: echo x > "$BAKERY_WORKSPACE/../up"
