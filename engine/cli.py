@@ -158,9 +158,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     in_terminal = sys.stdout.isatty() and sys.stdin.isatty()
     if _board is not None and in_terminal and not args.plain and not args.json:
         return int(_board.run(args))
-    import asyncio  # here: the commands that only read the store start faster without it
+    from engine.gitinfo import discard_prefetched, prefetch
 
-    return asyncio.run(_run_headless(args))
+    _freeze_at_exit()  # the store is closed by _run_headless
+    prefetch(args.repo, args.rev)  # git answers while the engine is being imported
+    try:
+        import asyncio  # here: the commands that only read the store start faster without it
+
+        return asyncio.run(_run_headless(args))
+    finally:
+        discard_prefetched()
 
 
 async def _run_headless(args: argparse.Namespace) -> int:
@@ -175,7 +182,8 @@ async def _run_headless(args: argparse.Namespace) -> int:
     pipeline = _load(path)
     variables = _parse_vars(args.var or [])
     try:
-        engine = Engine(repo, _state_dir(args, repo), grace=args.grace)
+        # no background indexing: this process ends with its run; `bakery search` indexes it
+        engine = Engine(repo, _state_dir(args, repo), grace=args.grace, index_logs=False)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
     for notice in engine.notices:
@@ -236,6 +244,7 @@ async def _run_headless(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await engine.close(keep_approvals=True)  # a resumed approval still waits afterwards
+        engine.store.close()  # now, not at exit: see _freeze_at_exit
     if args.json:
         _print_json(state.to_json())
     return EXIT_OK if state.status == ev.SUCCEEDED else EXIT_FAILED
@@ -264,30 +273,21 @@ def _answer(engine: Any, event: ev.Event, result: str, comment: str) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from engine.printer import human_duration
-    from engine.state import iso
-
     store = _open_store(args)
-    runs = store.runs(status=args.status, branch=args.branch, limit=args.limit)
     if args.json:
-        _print_json(
-            [
-                {
-                    "id": r.id,
-                    "number": r.number,
-                    "pipeline": r.pipeline,
-                    "status": r.status,
-                    "trigger": r.trigger_type,
-                    "commit": {"id": r.commit_id, "branch": r.branch, "subject": r.subject},
-                    "created_at": iso(r.created_at),
-                    "started_at": iso(r.started_at),
-                    "finished_at": iso(r.finished_at),
-                    "duration": round(r.duration, 3) if r.duration is not None else None,
-                }
-                for r in runs
-            ]
+        from engine.history_json import history_json_parts
+
+        indent = 2 if sys.stdout.isatty() else None  # as _print_json
+        parts = history_json_parts(
+            store, status=args.status, branch=args.branch, limit=args.limit, indent=indent
         )
+        for i in range(0, len(parts), 200):  # ~75 kB at a time
+            sys.stdout.write("".join(parts[i : i + 200]))
+        sys.stdout.write("\n")
         return EXIT_OK
+    from engine.printer import human_duration
+
+    runs = store.runs(status=args.status, branch=args.branch, limit=args.limit)
     if not runs:
         print("no executions yet")
         return EXIT_OK
@@ -432,7 +432,7 @@ async def _retry(args: argparse.Namespace) -> int:
     from engine.runner import ALL_ACTIONS, FAILED_ACTIONS
 
     repo = _repo(args)
-    engine = Engine(repo, _state_dir(args, repo), grace=args.grace)
+    engine = Engine(repo, _state_dir(args, repo), grace=args.grace, index_logs=False)
     run_id = _resolve(engine.store, args.run)
     printer = LinePrinter()
     engine.recorder.subscribe(lambda item: printer(item) if item.run_id == run_id else None)
@@ -449,6 +449,7 @@ async def _retry(args: argparse.Namespace) -> int:
         final = await engine.wait(run_id)
     finally:
         await engine.close()
+        engine.store.close()
     return EXIT_OK if final.status == ev.SUCCEEDED else EXIT_FAILED
 
 
@@ -716,17 +717,39 @@ def _common(p: argparse.ArgumentParser, *, pipeline: bool = False) -> None:
         p.add_argument("-p", "--pipeline", help="pipeline file (default: bakery.yaml in the repo)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused(argparse.ArgumentParser):
+    """Stands in for the parser of a subcommand that is not being run: what is added to it
+    is dropped (the arguments of all ~20 subcommands took ~10 ms to build at each start)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return self
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only` (a command name), that command alone.
+
+    The other commands are then not registered at all, which only suits a command line
+    that starts with that name (see `main`); its help and errors read the same. A name
+    that is no command gets the whole parser.
+    """
     parser = argparse.ArgumentParser(
         prog="bakery",
         description="A local AWS CodePipeline for the terminal.",
         epilog="Exit codes: 0 success, 1 execution failed/stopped or request refused, 2 usage or pipeline error.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    unused = _Unused(add_help=False) if only is not None else None
+    built: list[str] = []
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        if unused is not None and name != only:
+            return unused
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=fn)
+        built.append(name)
         return p
 
     p = add("validate", cmd_validate, "check a pipeline file; problems as PATH:LINE:COL")
@@ -799,15 +822,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "open the board on a sample repository in a temporary directory")
     p.add_argument("--keep", action="store_true", help="keep the demo repository afterwards")
     _add_history_tools(add)  # replay, export, diff, search, prune
+    if only is not None and not built:
+        return build_parser()  # not a command: the whole parser says so
     return parser
+
+
+def _freeze_at_exit() -> None:
+    """Let the interpreter's exit skip its garbage collections.
+
+    Tearing down the modules of a run (asyncio, the engine) ran several full collections,
+    50-70 ms here, longer than the run of a small pipeline. Frozen objects are not
+    collected, so a command may use this only if it closes what must be closed (its
+    store: a connection left in a reference cycle would never be closed, nor its WAL
+    checkpointed) before it returns; stdout is flushed and `atexit` hooks run as before.
+    The board's commands keep the ordinary exit. Registered once per process.
+    """
+    global _exit_hook_set
+    if not _exit_hook_set:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _exit_hook_set = True
+
+
+_exit_hook_set = False
+
+_MAY_OPEN_THE_BOARD = frozenset({"run", "watch", "demo", "replay"})
+"""Commands that may end with an engine's store still open (`run` decides for itself)."""
 
 
 def main(argv: Sequence[str] | None = None, *, board: Board | None = None) -> int:
     """Run one command; `board` supplies the commands that open the board."""
     global _board
     _board = board
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not (words and words[0] in _MAY_OPEN_THE_BOARD):
+        _freeze_at_exit()
+    parser = build_parser(words[0] if words and not words[0].startswith("-") else None)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

@@ -8,13 +8,12 @@ store's command inbox, which it polls cheaply with `PRAGMA data_version`.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import secrets as pysecrets
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.actions.base import ActionContext, Outcome
@@ -27,6 +26,9 @@ from engine.runner import ALL_ACTIONS, FAILED_ACTIONS, Execution
 from engine.scheduler import StageGates
 from engine.state import PipelineState, RunState, fold
 from engine.store import Store, default_state_dir, open_store
+
+if TYPE_CHECKING:
+    from engine.indexer import BackgroundIndexer
 
 POLL_INTERVAL = 0.1
 
@@ -77,6 +79,8 @@ def whoami(repo: Path | None = None) -> str:
         email = git_user_email(repo)
         if email:
             return email
+    import getpass  # here: most repositories have user.email
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -93,7 +97,10 @@ class Engine:
         *,
         grace: float = 5.0,
         store: Store | None = None,
+        index_logs: bool = True,
     ) -> None:
+        """`index_logs=False`: no background indexing of finished runs (a process that exits
+        as soon as its run ends would only start it; the next search indexes them)."""
         self.repo = repo_root(repo)
         self.state_dir = Path(state_dir) if state_dir else default_state_dir(self.repo)
         self.notices: list[str] = []
@@ -111,6 +118,8 @@ class Engine:
         self._approvals: dict[str, asyncio.Future[tuple[str, str, str]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._pipeline_seq = 0
+        self._index_logs = index_logs
+        self.indexer: BackgroundIndexer | None = None
         self.owner = owner_info()
         self.user = whoami(self.repo)
 
@@ -123,9 +132,10 @@ class Engine:
             asyncio.create_task(self.recorder.flush_forever(), name="bakery-flush"),
             asyncio.create_task(self._poll_forever(), name="bakery-poll"),
         ]
-        from engine.indexer import attach_indexer  # index finished runs' logs for search
+        if self._index_logs:
+            from engine.indexer import attach_indexer  # index finished runs' logs for search
 
-        self.indexer = attach_indexer(self.recorder)
+            self.indexer = attach_indexer(self.recorder)
 
     async def close(self, comment: str = "bakery exited", *, keep_approvals: bool = False) -> None:
         """Stop what still runs (TERM, grace, KILL), write everything, end background work.

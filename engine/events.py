@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
+
+from engine.record import factory, record
 
 SCHEMA_VERSION: Final = 1
 
@@ -57,14 +58,14 @@ TIMED_OUT: Final = "TimedOut"
 INTERRUPTED: Final = "Interrupted"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Event:
     """One recorded fact. `seq` is the store's global order; 0 until stored."""
 
     type: str
     run_id: str | None
     ts: float
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = factory(dict)
     seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -176,7 +177,7 @@ class ChunkLines(Sequence[LogLine]):
         return f"ChunkLines({len(self.chunks)} chunks, {self._len} lines)"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class LogBatch:
     """Lines published together, so observers redraw once per batch rather than per line.
 

@@ -10,11 +10,13 @@ touches the user's index or working tree.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,19 +39,99 @@ def open_repo(path: str) -> git.Repo:
         raise GitError(f"{path} is not a git repository") from exc
 
 
-def _git(cwd: str | Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """Run `git -C cwd args...` quietly (no pager, no prompt, stdin closed)."""
+def _spawn(cwd: str, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    """Start `git -C cwd args...` quietly (no pager, no prompt, stdin closed)."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
+    return subprocess.Popen(
+        ["git", "-C", cwd, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _git(cwd: str | Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run `git -C cwd args...` quietly; a process started by `prefetch` answers if there is one."""
+    _prefetch_started()
+    proc = _prefetched.pop((str(cwd), args), None)
     try:
-        return subprocess.run(
-            ["git", "-C", str(cwd), *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
-            env=env,
-        )
+        if proc is None:
+            proc = _spawn(str(cwd), args)
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from exc
+    out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+_prefetched: dict[tuple[str, tuple[str, ...]], subprocess.Popen[bytes]] = {}
+"""git processes started ahead by `prefetch`, by (directory, arguments); each answers once."""
+_prefetchers: list[threading.Thread] = []
+
+_TOPLEVEL = ("rev-parse", "--is-bare-repository", "--show-toplevel")
+_BRANCH = ("symbolic-ref", "-q", "HEAD")
+_USER_EMAIL = ("config", "--get", "user.email")
+
+
+def _log_args(rev: str) -> tuple[str, ...]:
+    return (
+        "log", "-1", "--no-show-signature", "--no-color", "--no-decorate",
+        f"--format={_LOG_FORMAT}", "--end-of-options", rev, "--",
+    )
+
+
+def prefetch(path: str | Path, rev: str = "HEAD") -> None:
+    """Start at once, side by side, the git processes a run of `rev` will ask.
+
+    A one-shot `bakery run` asks git for the repository root, the user's email, the commit
+    and the branch, ~5 ms a process one after the other; started here before the engine is
+    imported, they have answered by the time they are asked. They are started from a thread:
+    a fork/exec holds its caller ~4 ms until the exec is done. An answer is read once, by the
+    `_git` call with the same directory and arguments; `discard_prefetched` ends the rest.
+    """
+    if _gitpython_loaded():
+        return  # the readers below use GitPython then
+    resolved = str(Path(path).resolve())
+    if not os.path.isdir(resolved):
+        return
+    thread = threading.Thread(
+        target=_spawn_ahead, args=(resolved, rev), name="bakery-git-prefetch", daemon=True
+    )
+    thread.start()
+    _prefetchers.append(thread)
+
+
+def _spawn_ahead(cwd: str, rev: str) -> None:
+    for args in (_TOPLEVEL, _USER_EMAIL, _log_args(rev), _BRANCH):
+        if (cwd, args) in _prefetched:
+            continue  # one answer a question (prefetched twice before being asked)
+        try:
+            _prefetched[(cwd, args)] = _spawn(cwd, args)
+        except OSError:
+            return  # `_git` reports it when it is asked
+
+
+def _prefetch_started() -> None:
+    """Wait until the prefetched processes are started (at once when they are)."""
+    while _prefetchers:
+        _prefetchers.pop().join()
+
+
+def discard_prefetched() -> None:
+    """End and reap the prefetched processes nobody asked (a run refused before its commit)."""
+    _prefetch_started()
+    while _prefetched:
+        _, proc = _prefetched.popitem()
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.communicate()
+
+
+def _adopt_prefetched(asked: str, root: str) -> None:
+    """Answers prefetched from a subdirectory are the repository's: file them under its root."""
+    if asked != root:
+        for key in [k for k in _prefetched if k[0] == asked and (root, k[1]) not in _prefetched]:
+            _prefetched[(root, key[1])] = _prefetched.pop(key)
 
 
 def _gitpython_loaded() -> bool:
@@ -61,7 +143,7 @@ def _gitpython_loaded() -> bool:
 def _toplevel(path: str) -> Path:
     if not os.path.isdir(path):
         raise GitError(f"{path} is not a git repository")
-    proc = _git(path, "rev-parse", "--is-bare-repository", "--show-toplevel")
+    proc = _git(path, *_TOPLEVEL)
     out = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
     if out[:1] == ["true"]:
         raise GitError(f"{path} is a bare repository; Bakery needs a working tree")
@@ -70,6 +152,7 @@ def _toplevel(path: str) -> Path:
         if "must be run in a work tree" in err or "bare" in err:
             raise GitError(f"{path} is a bare repository; Bakery needs a working tree")
         raise GitError(f"{path} is not a git repository")
+    _adopt_prefetched(path, out[1])
     return Path(out[1])
 
 
@@ -88,7 +171,7 @@ def repo_root(path: str | Path) -> Path:
 
 def current_branch(path: str | Path) -> str | None:
     if not _gitpython_loaded():
-        proc = _git(repo_root(path), "symbolic-ref", "-q", "HEAD")
+        proc = _git(repo_root(path), *_BRANCH)
         ref = proc.stdout.decode("utf-8", "surrogateescape").strip()
         if proc.returncode != 0 or not ref.startswith("refs/heads/"):
             return None  # detached HEAD
@@ -106,10 +189,7 @@ _LOG_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%B"
 def _commit_info_cli(path: str | Path, rev: str, branch: str | None) -> dict[str, Any]:
     """commit_info through one `git log` (no GitPython import); same result."""
     root = repo_root(path)
-    proc = _git(
-        root, "log", "-1", "--no-show-signature", "--no-color", "--no-decorate",
-        f"--format={_LOG_FORMAT}", "--end-of-options", rev, "--",
-    )
+    proc = _git(root, *_log_args(rev))
     if proc.returncode != 0 or not proc.stdout:
         raise GitError(f"no commit {rev!r} in {path}")
     sha, parents, name, email, date, message = proc.stdout.decode("utf-8", "replace").split(
@@ -169,7 +249,7 @@ def export_tree(path: str | Path, commit: str, dest: Path) -> int:
     if proc.returncode != 0:
         raise GitError(proc.stderr.decode("utf-8", "replace").strip() or "git archive failed")
     count = 0
-    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout), mode="r:") as tar:  # plain tar: no gzip
         members = [m for m in tar.getmembers() if m.isfile() or m.isdir() or m.issym()]
         tar.extractall(dest, members=members, filter="data")
         count = sum(1 for m in members if m.isfile())
@@ -188,7 +268,7 @@ def changed_files(path: str | Path, old: str | None, new: str) -> list[str]:
 def git_user_email(path: str | Path) -> str | None:
     if not _gitpython_loaded():
         try:
-            proc = _git(repo_root(path), "config", "--get", "user.email")
+            proc = _git(repo_root(path), *_USER_EMAIL)
         except GitError:
             return None
         return proc.stdout.decode("utf-8", "replace").strip() or None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import queue
 import threading
 import time
@@ -24,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import events as ev
+from engine.record import replace
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -58,8 +58,8 @@ def _split(batch: ev.LogBatch, lines: int) -> tuple[ev.LogBatch, ev.LogBatch | N
         return batch, None
     head, tail = chunks[:k], chunks[k:]
     return (
-        dataclasses.replace(batch, lines=ev.ChunkLines(head), chunks=head),
-        dataclasses.replace(batch, lines=ev.ChunkLines(tail), chunks=tail),
+        replace(batch, lines=ev.ChunkLines(head), chunks=head),
+        replace(batch, lines=ev.ChunkLines(tail), chunks=tail),
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
-from engine.actions import approval, invoke, shell, source
+from engine.actions import shell, source
 from engine.actions.artifacts import ArtifactError, collect
 from engine.actions.base import ActionContext, Outcome
 from engine.masking import Masker
@@ -23,13 +23,26 @@ from engine.state import RunState
 if TYPE_CHECKING:
     from engine.core import Engine
 
+
+async def _invoke(ctx: ActionContext) -> Outcome:
+    from engine.actions import invoke  # imported by the pipelines that have such an action
+
+    return await invoke.run(ctx)
+
+
+async def _approval(ctx: ActionContext) -> Outcome:
+    from engine.actions import approval  # as _invoke
+
+    return await approval.run(ctx)
+
+
 RUNNERS: dict[Category, Callable[[ActionContext], Awaitable[Outcome]]] = {
     Category.SOURCE: source.run,
     Category.BUILD: shell.run,
     Category.TEST: shell.run,
     Category.DEPLOY: shell.run,
-    Category.INVOKE: invoke.run,
-    Category.APPROVAL: approval.run,
+    Category.INVOKE: _invoke,
+    Category.APPROVAL: _approval,
 }
 
 FAILED_ACTIONS = "FAILED_ACTIONS"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
 from engine import events as ev
+from engine.record import factory, record
 
 
 def iso(ts: float | None) -> str | None:
@@ -47,21 +47,21 @@ def _day(days: int) -> str:
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
-@dataclass(slots=True)
+@record
 class ApprovalState:
     token: str
     message: str = ""
     link: str = ""
     requested_at: float = 0.0
     expires_at: float | None = None
-    approvers: list[str] = field(default_factory=list)
+    approvers: list[str] = factory(list)
     result: str | None = None
     by: str | None = None
     comment: str = ""
     decided_at: float | None = None
 
 
-@dataclass(slots=True)
+@record
 class ActionState:
     name: str
     category: str
@@ -72,11 +72,11 @@ class ActionState:
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, str] | None = None
-    output_variables: dict[str, str] = field(default_factory=dict)
+    output_variables: dict[str, str] = factory(dict)
     exit_code: int | None = None
     signal: str | None = None
     approval: ApprovalState | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = factory(list)
 
     def duration(self, now: float) -> float | None:
         if self.started_at is None:
@@ -117,7 +117,7 @@ class ActionState:
         }
 
 
-@dataclass(slots=True)
+@record
 class StageState:
     name: str
     actions: list[ActionState]
@@ -147,7 +147,7 @@ class StageState:
         }
 
 
-@dataclass(slots=True)
+@record
 class RunState:
     id: str
     number: int
@@ -380,14 +380,14 @@ def fold(events: Iterable[ev.Event]) -> RunState | None:
     return state
 
 
-@dataclass(slots=True)
+@record
 class PipelineState:
     """Pipeline-wide facts that outlive one execution: versions and disabled transitions."""
 
     name: str
     version: int = 0
     hash: str = ""
-    disabled: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> reason, by, at
+    disabled: dict[str, dict[str, Any]] = factory(dict)  # stage -> reason, by, at
 
     def apply(self, event: ev.Event) -> None:
         d = event.data

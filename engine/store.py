@@ -15,15 +15,24 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from engine import events as ev
 from engine.state import RunState, fold
 
-SCHEMA_VERSION = 2
-"""1: log chunks and their FTS index; 2: that index splits words at digits (CHUNK_TOKENIZE)."""
+SCHEMA_VERSION = 3
+"""1: log chunks and their FTS index; 2: that index splits words at digits (CHUNK_TOKENIZE);
+3: the history's order, (created_at, number), is indexed whole, also within a pipeline, a
+status, a branch and the unfinished runs (schema 2's indexes stopped at created_at)."""
+SCHEMA_2_RUN_INDEXES = (
+    "runs_by_created",
+    "runs_by_pipeline",
+    "runs_by_status",
+    "runs_by_branch",
+    "runs_unfinished",
+)
+"""Replaced in schema 3 by the runs_newest indexes, which end with number."""
 DB_NAME = "bakery.db"
 
 CHUNK_TOKENIZE = "unicode61 remove_diacritics 2 separators '0123456789'"
@@ -71,7 +80,9 @@ CREATE TABLE IF NOT EXISTS runs (
     subject TEXT,
     UNIQUE (pipeline, number)
 );
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+-- newest first is ORDER BY created_at DESC, number DESC: read straight off the runs_newest
+-- indexes, with no sort of equal times (schema 3)
+CREATE INDEX IF NOT EXISTS runs_newest ON runs (created_at, number);
 CREATE TABLE IF NOT EXISTS log_sources (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -115,12 +126,13 @@ WITH RECURSIVE split (chunk, source, line_no, idx, ts, stream, raw, text, rest) 
 )
 SELECT chunk * 65536 + idx, source, line_no, ts, stream, text, raw FROM split;
 -- history, replay, compare, search, prune (engine/search.py, engine/prune.py) -----------
-CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_branch ON runs (branch, created_at);
+CREATE INDEX IF NOT EXISTS runs_newest_of_pipeline ON runs (pipeline, created_at, number);
+CREATE INDEX IF NOT EXISTS runs_newest_of_status ON runs (status, created_at, number);
+CREATE INDEX IF NOT EXISTS runs_newest_of_branch ON runs (branch, created_at, number);
 CREATE INDEX IF NOT EXISTS runs_by_commit ON runs (commit_id);
 CREATE INDEX IF NOT EXISTS runs_by_number ON runs (number);
-CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (created_at) WHERE finished_at IS NULL;
+CREATE INDEX IF NOT EXISTS runs_newest_unfinished ON runs (created_at, number)
+    WHERE finished_at IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS log_chunks_fts USING fts5(
     text, content='log_chunks', content_rowid='id', tokenize="{CHUNK_TOKENIZE}"
 );
@@ -167,8 +179,7 @@ class RunSummary(NamedTuple):
         return self.finished_at - (self.started_at or self.created_at)
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     id: int
     run_id: str | None
     kind: str
@@ -176,8 +187,7 @@ class Command:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class StoredLine:
+class StoredLine(NamedTuple):
     id: int
     stage: str
     action: str
@@ -327,6 +337,8 @@ class Store:
                 return  # (a file from before log chunks gets the tables it lacks)
             with self.transaction():
                 reindex = self._drop_stale_index()
+                for index in SCHEMA_2_RUN_INDEXES:
+                    self.conn.execute(f"DROP INDEX IF EXISTS {index}")
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self.conn.execute(statement)
@@ -510,10 +522,30 @@ class Store:
         unfinished: bool = False,
     ) -> list[RunSummary]:
         """Newest first."""
-        sql = (
-            "SELECT id, pipeline, number, status, created_at, started_at, finished_at,"
-            " trigger_type, commit_id, branch, subject FROM runs WHERE 1=1"
+        rows = self.runs_select(
+            "id, pipeline, number, status, created_at, started_at, finished_at,"
+            " trigger_type, commit_id, branch, subject",
+            pipeline=pipeline,
+            status=status,
+            branch=branch,
+            limit=limit,
+            unfinished=unfinished,
         )
+        return list(map(RunSummary._make, rows))
+
+    def runs_select(
+        self,
+        columns: str,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        branch: str | None = None,
+        limit: int | None = None,
+        unfinished: bool = False,
+    ) -> list[Any]:
+        """The rows `runs()` lists (same filters, same order), as the SQL expressions
+        `columns` over the `runs` table: lets SQLite format what a listing prints."""
+        sql = f"SELECT {columns} FROM runs WHERE 1=1"
         args: list[Any] = []
         if pipeline:
             sql += " AND pipeline = ?"
@@ -530,8 +562,15 @@ class Store:
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._read(sql, args)
-        return list(map(RunSummary._make, rows))
+        return self._read(sql, args)
+
+    def json_quote(self, text: str) -> str | None:
+        """SQLite's `json_quote(text)`, or None when this SQLite has no JSON functions."""
+        try:
+            rows = self._read("SELECT json_quote(?)", (text,))
+        except sqlite3.OperationalError:
+            return None
+        return str(rows[0][0])
 
     def resolve_run(self, ref: str, pipeline: str | None = None) -> str:
         """A run id from a number ("3", "#3"), a full id or a unique id prefix."""

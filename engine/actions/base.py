@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.masking import Masker
 from engine.model import Action
+from engine.record import factory, record
 from engine.recorder import Recorder
 
 if TYPE_CHECKING:
     from engine.process import OutputLine
 
 
-@dataclass
+@record
 class ActionContext:
     run_id: str
     stage: str
@@ -53,11 +53,11 @@ class ActionContext:
         return self.run_dir / "artifacts"
 
 
-@dataclass
+@record
 class Outcome:
     status: str
     error: dict[str, str] | None = None
-    output_variables: dict[str, str] = field(default_factory=dict)
+    output_variables: dict[str, str] = factory(dict)
     exit_code: int | None = None
     signal: str | None = None
 
