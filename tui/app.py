@@ -89,6 +89,8 @@ class BakeryApp(App[int]):
         self.desktop_notify = desktop_notify
         self.bakery_themes: list[str] = []
         self._quitting = False
+        self._input_until = 0.0  # drains wait until then: a key's answer is being drawn
+        self._inputs = 0  # keys and clicks so far
         self._load_themes()
 
     # -- time -----------------------------------------------------------------------------
@@ -177,9 +179,22 @@ class BakeryApp(App[int]):
             hold = getattr(self.source, "hold", None)
             if hold is not None:  # input first: a flood waits while a key is answered
                 hold(INPUT_HOLD)
+            # ...and so do the drains, until what the key changed is on the screen: a drain
+            # in between would add its lines (and every log row they scroll) to that repaint
+            self._input_until = time.monotonic() + INPUT_HOLD
+            self._inputs += 1
+            await super().on_event(event)
+            self.call_after_refresh(self._input_answered, self._inputs)
+            return
         await super().on_event(event)
 
+    def _input_answered(self, input_number: int) -> None:
+        if input_number == self._inputs:  # not while a later key waits for its own answer
+            self._input_until = 0.0
+
     async def _drain(self) -> None:
+        if time.monotonic() < self._input_until:
+            return  # a key's answer is being drawn (bounded by INPUT_HOLD)
         items = self.source.drain()
         if not items:
             return

@@ -268,6 +268,11 @@ async def test_moving_keeps_the_footer_and_greys_what_does_not_apply(make_repo, 
         assert app.board.selected[0] == "Build"
         await wait_for(pilot, lambda: not transition.has_class("-disabled"))
         assert key("toggle_transition") is transition and footer.recomposed == rebuilt
+        # greyed when the Footer hears of it, not after the next refresh: painted with the
+        # move that greyed it (a second repaint a key press waited for)
+        app.board.selected = ("Source", "Checkout")
+        footer.bindings_changed(app.board)
+        assert transition.has_class("-disabled") and footer.recomposed == rebuilt
 
 
 async def test_the_board_freezes_what_it_starts_with(tmp_path: Path) -> None:

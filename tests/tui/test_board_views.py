@@ -168,7 +168,7 @@ async def test_search_in_a_log(tmp_path: Path) -> None:
         search.value = "needle"
         await pilot.press("enter")
         assert view.current == 1234 and not view.following
-        assert "line 1,235" in app.board.active_pane().query_one(".log-status").render().plain
+        assert "line 1,235" in app.board.active_pane().status_text
         assert app.board.check_action("search_next", ()) is True
         await pilot.press("n")
         assert view.current == 4321

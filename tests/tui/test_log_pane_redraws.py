@@ -118,3 +118,20 @@ async def test_a_scroll_that_keeps_the_thumb_does_not_repaint_the_scrollbar(tmp_
         assert bar._repaint_regions
         await pilot.pause(0.1)
         assert bar.draws == drawn + 1
+
+
+async def test_plain_lines_are_drawn_as_any_line_is(tmp_path: Path) -> None:
+    """Plain ASCII stdout lines take a shorter way to their strip: the same strip."""
+    texts = ["plain line", "tab\there", "ünïcode ok", "", "x" * 300, "\x1b[31mred\x1b[0m", "bell\x07"]
+    items = [*parallel_run(), log_batch("r1", "Test", "Unit", texts, first_line=26)]
+    app = make_app(tmp_path, items)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settled(pilot, app)
+        view = app.board._panes[1].view
+        assert view.buffer.line(len(view.buffer) - 1) == "bell\x07"
+        base = view.rich_style
+        drawn = [view._build(i, base) for i in range(len(view.buffer))]
+        view.set_search("text no line holds")  # every line the general way
+        general = [view._build(i, base) for i in range(len(view.buffer))]
+        assert drawn == general
+        assert [s.text for s in drawn[-7:-2]] == ["plain line", "tab     here", "ünïcode ok", "", "x" * 300]

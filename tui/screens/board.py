@@ -33,9 +33,10 @@ from tui.widgets.header import BoardHeader, RunBanner
 from tui.widgets.log_pane import LogPane, LogView
 from tui.widgets.restyle import set_classes
 from tui.widgets.run_list import RunList
-from tui.widgets.stage_column import StageBoard, StageColumn
+from tui.widgets.stage_column import NO_RUN_HINT, StageBoard, StageColumn, outline
 
 if TYPE_CHECKING:
+    from engine.model import Pipeline
     from tui.app import BakeryApp
     from tui.model import Changes, LogKey
 
@@ -89,6 +90,8 @@ class BoardScreen(Screen[None]):
         self._binding_state: tuple[Any, ...] = ()
         self._approval_token: str | None = None
         self._approval_contexts: dict[str, Any] = {}
+        self._outline_of: Pipeline | None = None
+        self._outline_run: RunState | None = None
         self.ready = False  # set once composed; the app's timers may fire before that
 
     @property
@@ -150,14 +153,27 @@ class BoardScreen(Screen[None]):
             self.focused_run = newest.id if newest else None
         run = self.run
         self.query_one(BoardHeader).refresh()
-        self.query_one(RunBanner).show(run)
-        await self.query_one(StageBoard).show(run, app.model.pipeline.disabled)
+        shown = run if run is not None else self._outline()
+        self.query_one(RunBanner).show(run, NO_RUN_HINT if shown is not None else "")
+        await self.query_one(StageBoard).show(shown, app.model.pipeline.disabled)
         self.query_one(RunList).show(app.model.recent(30), self.focused_run)
         self._auto_select()
         self._mark_selection()
         self._show_approval()
         await self._arrange_logs()
         self._refresh_bindings_if_changed()
+
+    def _outline(self) -> RunState | None:
+        """The pipeline's stages before its first execution (the columns that execution
+        reuses: built while the board opens, not while the execution starts)."""
+        controller = self.bapp.controller
+        pipeline = controller.pipeline if controller is not None else None
+        if pipeline is None:
+            return None
+        if self._outline_of is not pipeline:
+            self._outline_of = pipeline
+            self._outline_run = outline(pipeline)
+        return self._outline_run
 
     def redraw_all(self) -> None:
         """Theme changed: styles computed from theme variables must be rebuilt."""

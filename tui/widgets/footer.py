@@ -52,7 +52,13 @@ class BoardFooter(Footer):
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen:
-            self.call_after_refresh(self._sync, screen)
+            # a key turning on or off is drawn with what changed it (one repaint); only new
+            # or gone keys wait for the next refresh, to be composed again
+            layout, enabled = self._shown(screen)
+            if layout == self._layout_shown:
+                self._set_enabled(enabled)
+            else:
+                self.call_after_refresh(self._sync, screen)
 
     async def _sync(self, screen: Screen[object]) -> None:
         if not self.is_attached or screen is not self.screen:
@@ -63,6 +69,9 @@ class BoardFooter(Footer):
             self.recomposed += 1
             await self.recompose()
             return
+        self._set_enabled(enabled)
+
+    def _set_enabled(self, enabled: dict[str, bool]) -> None:
         for key in self.query(FooterKey):
             on = enabled.get(key.action)
             if on is not None and key._disabled == on:

@@ -74,15 +74,21 @@ class RunBanner(Static):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.run: RunState | None = None
+        self.hint = ""
 
-    def show(self, run: RunState | None) -> None:
+    def show(self, run: RunState | None, hint: str = "") -> None:
+        """`hint`: what to do when there is no execution (under the banner's first line, so
+        the first execution to arrive keeps the banner's height)."""
         self.run = run
+        self.hint = hint
         self.refresh(layout=True)
 
     def render(self) -> Text:
         app: BakeryApp = self.app  # type: ignore[assignment]
         r = self.run
         if r is None:
+            if self.hint:
+                return Text.assemble((" No execution yet", "bold"), "\n", ("   " + self.hint, "dim"))
             return Text(" No execution in focus", style="dim")
         status = run_status(r)
         frame = app.spinner_frame if app.animate else None

@@ -3,7 +3,8 @@
 Lines live in a compact `LogBuffer`; a line is made terminal-safe and parsed for ANSI colour
 (rich `Text.from_ansi`) only when it is drawn, with a small cache. Follow mode sticks to the
 end while the reader is there; once they scroll up, new lines are counted ("N new lines")
-until they press End (or scroll back down).
+until they press End (or scroll back down). In a pane, the view also draws the pane's title
+row and status row (`framed`), each repainted alone when it changes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
-from textual.widgets import Static
 
 from engine.sanitize import terminal_safe
 from tui.logbuffer import LogBuffer
@@ -47,6 +47,10 @@ class LogView(ScrollView, can_focus=True):
         "logview--stderr",
         "logview--system",
         "logview--lineno",
+        "logview--title",
+        "logview--title-active",
+        "logview--status",
+        "logview--status-unseen",
     }
 
     BINDINGS = [
@@ -70,6 +74,13 @@ class LogView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, bool], Strip] = LRUCache(512)
         self._known = 0
         self._paint: tuple[Style, int] | None = None  # set while render_lines runs
+        # the title and status rows, drawn in the view's top and bottom padding (see `framed`)
+        self.framed = False
+        self.title = ""
+        self.status = ""
+        self.active = False
+        self.unseen_status = False
+        self._rows: dict[str, tuple[tuple[object, ...], Strip]] = {}
 
     @property
     def vertical_scrollbar(self) -> ScrollBar:
@@ -135,7 +146,34 @@ class LogView(ScrollView, can_focus=True):
 
     def clear_caches(self) -> None:
         self._cache.clear()
+        self._rows.clear()
         self.refresh()
+
+    # -- title and status rows ----------------------------------------------------------------
+    def set_title(self, title: str) -> None:
+        if title != self.title:
+            self.title = title
+            self._refresh_row(0)
+
+    def set_active(self, active: bool) -> None:
+        if active != self.active:
+            self.active = active
+            self._refresh_row(0)
+
+    def set_status(self, status: str, unseen: bool) -> None:
+        if status != self.status or unseen != self.unseen_status:
+            self.status = status
+            self.unseen_status = unseen
+            self._refresh_row(-1)
+
+    def _refresh_row(self, row: int) -> None:
+        """Repaint one frame row (not the log under it, nor the layout: one row, always)."""
+        if not self.framed or not self.is_mounted:
+            return
+        width, height = self.outer_size
+        if width and height:
+            offset = self.content_offset  # refresh takes regions relative to the content
+            self.refresh(Region(-offset.x, row % height - offset.y, width, 1))
 
     # -- scrolling --------------------------------------------------------------------------
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -206,15 +244,45 @@ class LogView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache.clear()
+        self._rows.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # the style and width every line needs, once per paint: `rich_style` walks the
         # ancestors and `size` asks the compositor, and a flood repaints the panes ~25 times a second
         self._paint = (self.rich_style, self.size.width)
         try:
-            return super().render_lines(crop)
+            strips = super().render_lines(crop)
         finally:
             self._paint = None
+        if self.framed:
+            height = self.outer_size.height
+            for row in {0, height - 1}:
+                if crop.y <= row < crop.bottom:
+                    strips[row - crop.y] = self._frame_row(row == 0).crop(crop.x, crop.right)
+        return strips
+
+    def _frame_row(self, top: bool) -> Strip:
+        """The title (top) or status (bottom) row, as wide as the view; kept while unchanged."""
+        if top:
+            name = "logview--title-active" if self.active else "logview--title"
+            text = self.title
+        else:
+            name = "logview--status-unseen" if self.unseen_status else "logview--status"
+            text = self.status
+        width = self.outer_size.width
+        key = (name, text, width)
+        kept = self._rows.get("top" if top else "bottom")
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        style = self.get_component_rich_style(name)
+        line = Text(text, no_wrap=True, overflow="ellipsis", end="")
+        line.truncate(width, overflow="ellipsis", pad=True)
+        strip = Strip(line.render(self.app.console), width).simplify().apply_style(style)
+        background = self.background_colors[1]
+        for line_filter in self.get_line_filters():  # as Textual filters the rows it draws
+            strip = strip.apply_filter(line_filter, background)
+        self._rows["top" if top else "bottom"] = (key, strip)
+        return strip
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -231,6 +299,11 @@ class LogView(ScrollView, can_focus=True):
 
     def _build(self, index: int, base: Style) -> Strip:
         raw = self.buffer.line(index)
+        if (raw and self.pattern is None and not self.timestamps and raw.isascii()
+                and raw.isprintable() and self.buffer.stream(index) == "stdout"):
+            # most lines of a flood: one plain segment, a cell a character (rich's render of
+            # the same Text gives this strip, at several times the cost)
+            return Strip([Segment(raw, base)], len(raw))
         safe = terminal_safe(raw, keep_colour=True).expandtabs()
         text = Text.from_ansi(safe, no_wrap=True, end="") if "\x1b" in safe else Text(safe, no_wrap=True, end="")
         stream = self.buffer.stream(index)
@@ -257,27 +330,16 @@ class LogView(ScrollView, can_focus=True):
         return Strip(segments, text.cell_len)
 
 
-class _SizedOnce:
-    """A widget whose new size needs no second layout of the screen.
+class LogPane(Vertical):
+    """A LogView with its action's title above the log and a status line under it (follow
+    state, new lines, search). The view draws both rows itself, in its top and bottom
+    padding: two widgets a pane to lay out and paint (the pane and its view), not four.
 
-    After a layout Textual gives every resized widget its new `virtual_size`, a reactive
-    that asks for another layout of the whole screen. For a pane and its one-line title and
-    status that second pass changes nothing (they never scroll) but repaints the log area
-    again: a move between one log pane and several paid for two. Here the size is stored
-    without asking (as Textual itself does after a scroll).
+    After a layout Textual gives every resized widget its new `virtual_size`, a reactive that
+    asks for another layout of the whole screen; a pane never scrolls, so its size is stored
+    without asking (as Textual itself does after a scroll): a move between one log pane and
+    several lays the screen out once.
     """
-
-    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
-                      layout: bool = True) -> bool:
-        return super()._size_updated(size, virtual_size, container_size, layout=False)  # type: ignore[misc]
-
-
-class PaneLine(_SizedOnce, Static):
-    """A pane's title or status line: one row high, whatever it says."""
-
-
-class LogPane(_SizedOnce, Vertical):
-    """A titled LogView with a status line (follow state, new lines, search)."""
 
     ALLOW_MAXIMIZE = True
 
@@ -291,31 +353,38 @@ class LogPane(_SizedOnce, Vertical):
         super().__init__(classes="log-pane", **kwargs)  # type: ignore[arg-type]
         self.key = key
         self._buffer = buffer
-        self._title = title
         self._timestamps = timestamps
         self.note = ""
         self.view = LogView(buffer, timestamps=timestamps, classes="log-view")
-        self._title_widget = PaneLine(title, classes="log-title")
-        self._status = PaneLine("", classes="log-status")
-        self._status_text = ""
+        self.view.framed = True
+        self.view.title = title
 
     def compose(self) -> ComposeResult:
-        yield self._title_widget
         yield self.view
-        yield self._status
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
+                      layout: bool = True) -> bool:
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
 
     def on_mount(self) -> None:
         self.view.lines_added()
         self.update_status()
 
+    @property
+    def title(self) -> str:
+        return self.view.title
+
+    @property
+    def status_text(self) -> str:
+        return self.view.status
+
     def set_title(self, title: str) -> None:
-        if title != self._title:
-            self._title = title
-            self._title_widget.update(title, layout=False)  # one line high, whatever it says
+        self.view.set_title(title)
 
     def set_active(self, active: bool) -> None:
-        """The pane the keys act on, among several: its top border and title (not its log)."""
-        set_classes(self, {"-active": active}, also=[self._title_widget])
+        """The pane the keys act on, among several: its top border and title row (not its log)."""
+        set_classes(self, {"-active": active})
+        self.view.set_active(active)
 
     def bind(self, key: LogKey | None, buffer: LogBuffer, title: str) -> None:
         self.key = key
@@ -347,12 +416,8 @@ class LogPane(_SizedOnce, Vertical):
             parts.append(f"/{view.query_text} · {where}")
         if self.note:
             parts.append(self.note)
-        status = self._status
-        text = "  ·  ".join(parts)
-        if text != self._status_text:  # once per drain while a flood runs: keep it cheap
-            self._status_text = text
-            status.update(text, layout=False)  # one line high, whatever it says
-        status.set_class(bool(view.unseen) and not view.following, "-unseen")
+        # once per drain while a flood runs: the view repaints the row only when it changed
+        view.set_status("  ·  ".join(parts), bool(view.unseen) and not view.following)
 
     def on_log_view_scrolled(self, message: LogView.Scrolled) -> None:
         message.stop()

@@ -1,7 +1,9 @@
 """Stages as columns, left to right, joined by transition arrows.
 
-The board rebuilds the columns only when the shape changes (another execution, another
-pipeline version); otherwise each card redraws in place from the latest `RunState`.
+The board rebuilds the columns only when the shape changes (another pipeline version, a
+replay of another one); otherwise each card redraws in place from the latest `RunState`, also
+for the next execution of the same stages. Before the first execution the columns show the
+pipeline's outline (`outline`), so an execution starting never mounts a column.
 """
 
 from __future__ import annotations
@@ -15,27 +17,50 @@ from textual.message import Message
 from textual.widgets import Static
 
 from engine import events as ev
-from engine.state import RunState, StageState
+from engine.state import RunState, StageState, new_run
 from tui import look
 from tui.widgets.action_card import ActionCard
 from tui.widgets.restyle import set_classes
 
 if TYPE_CHECKING:
+    from engine.model import Pipeline
     from tui.app import BakeryApp
 
 
+NO_RUN_HINT = "Commit to the repository, or press x to run HEAD now."
 ARROW_WIDTH = 5
 MIN_COLUMN = 21
 MAX_COLUMN = 46
 
 
 def shape(run: RunState | None) -> tuple[Any, ...]:
+    """What the columns are built from: stages, their actions and run orders (not the
+    execution: cards are rebound to another execution's states in place)."""
     if run is None:
         return ()
-    return (
-        run.id,
-        tuple((s.name, tuple((a.name, a.run_order) for a in s.actions)) for s in run.stages),
+    return tuple((s.name, tuple((a.name, a.run_order) for a in s.actions)) for s in run.stages)
+
+
+def outline(pipeline: Pipeline) -> RunState:
+    """An execution of `pipeline` that has not started: every action without a status."""
+    created = ev.Event(
+        ev.RUN_CREATED, "", 0.0,
+        data={
+            "number": 0,
+            "pipeline": pipeline.name,
+            "stages": [
+                {
+                    "name": s.name,
+                    "actions": [
+                        {"name": a.name, "category": a.category.value, "run_order": a.run_order}
+                        for a in s.actions
+                    ],
+                }
+                for s in pipeline.stages
+            ],
+        },
     )
+    return new_run(created)
 
 
 class TransitionArrow(Static):
@@ -130,7 +155,7 @@ class StageBoard(HorizontalScroll):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._shape: tuple[Any, ...] = ()
+        self._shape: tuple[Any, ...] | None = None  # nothing shown yet, not even "no execution"
         self.columns: dict[str, StageColumn] = {}
         self.arrows: dict[str, TransitionArrow] = {}
 
@@ -141,7 +166,7 @@ class StageBoard(HorizontalScroll):
             await self.remove_children()
             self.columns, self.arrows = {}, {}
             if run is None:
-                await self.mount(Static("No execution yet. Commit to the repository, or press x to run HEAD now.", classes="empty"))
+                await self.mount(Static(f"No execution yet. {NO_RUN_HINT}", classes="empty"))
                 return
             widgets: list[Static | StageColumn] = []
             for i, stage in enumerate(run.stages):
