@@ -23,11 +23,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from engine import events as ev
 from engine.store import RunSummary
 from tui import look
+from tui.widgets.footer import BoardFooter
 from tui.widgets.sparkline import spark_text
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ class RunTable(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"runtable--cursor", "runtable--marked"}
     DEFAULT_CSS = """
-    RunTable { height: 1fr; background: $surface; scrollbar-size-vertical: 1; }
+    /* rows are cut to the width: a horizontal scrollbar only hid the last row */
+    RunTable { height: 1fr; background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
     RunTable > .runtable--cursor { background: $primary 40%; text-style: bold; }
     RunTable > .runtable--marked { color: $accent; }
     """
@@ -101,7 +103,12 @@ class RunTable(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, bool, bool, int], Strip] = LRUCache(512)
 
     def set_rows(self, rows: list[RunSummary]) -> None:
+        """Show `rows`. Lines already drawn are kept when `rows` only adds to the rows shown
+        (every row after the first page), and the table's size changes without laying the
+        screen out: its own size never depends on its rows."""
         keep = self.current().id if self.current() else None
+        if not (len(rows) >= len(self.rows) and rows[: len(self.rows)] == self.rows):
+            self._cache.clear()
         self.rows = rows
         self.cursor = 0
         if keep is not None:
@@ -109,8 +116,14 @@ class RunTable(ScrollView, can_focus=True):
                 if r.id == keep:
                     self.cursor = i
                     break
-        self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(rows))
+        size = Size(self.size.width, len(rows))
+        if self.is_mounted and self.container_size:
+            # `virtual_size` is a layout reactive; a scrollbar that appears or goes still
+            # lays the screen out (show_vertical_scrollbar is one too)
+            self.set_reactive(RunTable.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
         self._show_cursor()
         self.refresh()
         self.post_message(self.Moved())
@@ -205,6 +218,16 @@ class RunTable(ScrollView, can_focus=True):
         return Strip(segments, text.cell_len).crop_extend(0, width, base)
 
 
+class HistoryFooter(BoardFooter):
+    """The keys, composed with the screen: a Footer composes none until the screen's bindings
+    are announced, then mounts them all again (~50 ms, while the first rows are drawn)."""
+
+    def compose(self) -> ComposeResult:
+        self._bindings_ready = True
+        self._layout_shown, _ = self._shown(self.screen)  # what a later sync compares with
+        yield from super().compose()
+
+
 def header_line(width: int) -> Text:
     fixed = sum(w + 1 for _, w in COLUMNS if w)
     flexible = max(10, width - fixed)
@@ -254,7 +277,7 @@ class HistoryScreen(Screen[None]):
         yield RunTable(id="history-table")
         yield Static("loading…", id="history-status")
         yield Input(placeholder="branch (empty: every branch; Enter: apply, Esc: cancel)", id="branch")
-        yield Footer()
+        yield HistoryFooter()
 
     def on_mount(self) -> None:
         self.query_one("#branch", Input).display = False
@@ -273,14 +296,20 @@ class HistoryScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False, group="history", exclusive=True)
     def _load(self, status: str | None, branch: str | None) -> None:
-        """A first screenful at once, then every row: reading 10,000 rows takes a tenth of a
-        second or more on a busy machine, and the newest executions are what is looked at."""
+        """A first screenful, drawn before every row is read (`_load_rest`): reading 10,000
+        rows takes a tenth of a second or more on a busy machine, and the newest executions
+        are what is looked at. Reading them while the screen is first drawn slowed both
+        (the reading thread and the drawing take turns holding the GIL)."""
         first = self.store.runs(pipeline=self.pipeline, status=status, branch=branch, limit=FIRST_PAGE)
-        if len(first) == FIRST_PAGE:
-            self.app.call_from_thread(self._loaded, first, status, branch, complete=False)
-            rows = self.store.runs(pipeline=self.pipeline, status=status, branch=branch, limit=MAX_ROWS)
-        else:
-            rows = first
+        self.app.call_from_thread(self._loaded, first, status, branch, complete=len(first) < FIRST_PAGE)
+
+    def _read_the_rest(self, status: str | None, branch: str | None) -> None:
+        if (status, branch) == (self.status_filter, self.branch_filter):  # else a reload is on
+            self._load_rest(status, branch)
+
+    @work(thread=True, exit_on_error=False, group="history", exclusive=True)
+    def _load_rest(self, status: str | None, branch: str | None) -> None:
+        rows = self.store.runs(pipeline=self.pipeline, status=status, branch=branch, limit=MAX_ROWS)
         self.app.call_from_thread(self._loaded, rows, status, branch, complete=True)
 
     def _loaded(
@@ -291,6 +320,7 @@ class HistoryScreen(Screen[None]):
         self.table.set_rows(rows)
         self.shown = True
         if not complete:
+            self.call_after_refresh(self._read_the_rest, status, branch)
             return
         self.total = len(rows)
         self.loaded = True
@@ -298,7 +328,8 @@ class HistoryScreen(Screen[None]):
         self._status()
         if not self._insight_started:
             self._insight_started = True
-            self.load_insight()  # after the rows: both read the store and want the GIL
+            # once the rows are drawn: both read the store and want the GIL
+            self.call_after_refresh(self.load_insight)
 
     @work(thread=True, exit_on_error=False, group="insight", exclusive=True)
     def load_insight(self) -> None:
@@ -348,15 +379,19 @@ class HistoryScreen(Screen[None]):
         if self.branch_filter:
             filters.append(f"branch {self.branch_filter}")
         parts.append("filter: " + ", ".join(filters) if filters else "no filter")
-        self.query_one("#history-title", Static).update(" · ".join(parts))
-        self.query_one("#history-head", Static).update(header_line(self.table.size.width or self.size.width))
+        # one line each, whatever they say: no layout
+        self.query_one("#history-title", Static).update(" · ".join(parts), layout=False)
+        self.query_one("#history-head", Static).update(
+            header_line(self.table.size.width or self.size.width), layout=False
+        )
 
     def _status(self) -> None:
         table = self.table
         where = f"{table.cursor + 1:,} of {len(table.rows):,}" if table.rows else "no execution matches"
         marked = f" · marked {len(table.marked)} (d compares them)" if table.marked else ""
         self.query_one("#history-status", Static).update(
-            f"{where}{marked} · enter replay · o open on board · space mark · d compare (with the last green) · f status · b branch"
+            f"{where}{marked} · enter replay · o open on board · space mark · d compare (with the last green) · f status · b branch",
+            layout=False,
         )
 
     def on_run_table_moved(self, message: RunTable.Moved) -> None:
