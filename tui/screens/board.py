@@ -26,6 +26,7 @@ from engine.state import ActionState, RunState
 from tui import look
 from tui.logbuffer import LogBuffer
 from tui.screens.approval import Answer, approve_modal, retry_modal, stop_modal, transition_modal
+from tui.screens.compositor import LayoutCompositor
 from tui.widgets.action_card import ActionCard
 from tui.widgets.approval_panel import ApprovalPanel
 from tui.widgets.footer import BoardFooter
@@ -78,6 +79,7 @@ class BoardScreen(Screen[None]):
 
     def __init__(self, *, screen_id: str = "board") -> None:  # replays pushed over it need another id
         super().__init__(id=screen_id)
+        self._compositor = LayoutCompositor()  # one arrangement a layout (tui/screens/compositor.py)
         self.focused_run: str | None = None
         self.follow_run = True
         self.selected: tuple[str, str] | None = None

@@ -47,10 +47,13 @@ class LogScrollBar(ScrollBar):
         bar = self.render()
         if not isinstance(bar, ScrollBarRender):
             return None
-        width, height = self.size
-        length = height if self.vertical else width
+        # the size of the last layout (a scrollbar has no gutter): `self.size` asks the
+        # compositor, which during a layout (when the log view refreshes its scrollbars)
+        # arranges the whole screen a second time
+        size = self.outer_size
+        length = size.height if self.vertical else size.width
         where = thumb(length, bar.virtual_size, bar.window_size, bar.position)
-        return (self.size, crop, bar.style, bar.vertical, bar.thickness, where, self.visual_style,
+        return (size, crop, bar.style, bar.vertical, bar.thickness, where, self.visual_style,
                 tuple(self.get_line_filters()))
 
     def render_lines(self, crop: Region) -> list[Strip]:
