@@ -179,3 +179,9 @@ async def test_without_a_pipeline_or_an_execution_the_board_says_what_to_do(tmp_
         text = screen_text(app)
         assert "No execution yet. Commit to the repository, or press x to run HEAD now." in text
         assert "No execution in focus" in text
+
+
+def test_a_log_of_one_line_says_line() -> None:
+    from tui.widgets.log_pane import _lines
+
+    assert (_lines(0), _lines(1), _lines(1500)) == ("0 lines", "1 line", "1,500 lines")

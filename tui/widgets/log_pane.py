@@ -406,11 +406,11 @@ class LogPane(Vertical):
         if view.buffer.dropped:
             parts.append(f"{view.buffer.dropped:,} early lines not kept (bakery logs has them)")
         if view.following:
-            parts.append(f"{total:,} lines · following")
+            parts.append(f"{_lines(total)} · following")
         elif view.unseen:
-            parts.append(f"↓ {view.unseen:,} new lines (End to follow)")
+            parts.append(f"↓ {_lines(view.unseen).replace(' line', ' new line')} (End to follow)")
         else:
-            parts.append(f"{total:,} lines · paused (End to follow)")
+            parts.append(f"{_lines(total)} · paused (End to follow)")
         if view.pattern is not None:
             where = f"line {view.current + 1 + view.buffer.dropped:,}" if view.current is not None else "no match"
             parts.append(f"/{view.query_text} · {where}")
@@ -425,3 +425,7 @@ class LogPane(Vertical):
 
     def on_click(self) -> None:
         self.post_message(self.Chosen(self))
+
+
+def _lines(count: int) -> str:
+    return f"{count:,} line" if count == 1 else f"{count:,} lines"
