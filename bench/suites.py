@@ -328,6 +328,9 @@ def board(cfg: Config) -> list[Row]:
     busy_pilot = [x for r in rounds for x in r["busy_pilot_samples"]]
     idle_pilot = [x for r in rounds for x in r["idle_pilot_samples"]]
     busy_p95 = percentile(busy, 95)
+    handled = [x for r in rounds for x in r["busy_handled_samples"]]
+    idle_handled = [x for r in rounds for x in r["idle_handled_samples"]]
+    handled_p95 = percentile(handled, 95)
     per_round = {
         "busy_p50": [r["busy_p50"] for r in rounds], "busy_p95": [r["busy_p95"] for r in rounds],
         "idle_p50": [r["idle_p50"] for r in rounds], "idle_p95": [r["idle_p95"] for r in rounds],
@@ -337,6 +340,14 @@ def board(cfg: Config) -> list[Row]:
     seen = sum(r["lines_seen"] for r in rounds)
     flood_s = sum(r["flood_s"] for r in rounds)
     return [
+        Row("board", "key press -> handled (action done) while 3 actions flood, p50",
+            median(handled) * 1000, "ms", median(idle_handled) * 1000,
+            "same keys on the same board after the flood, p50", "", None,
+            extra={"busy_samples": handled, "idle_samples": idle_handled}),
+        Row("board", "key press -> handled (action done) while 3 actions flood, p95",
+            handled_p95 * 1000, "ms", percentile(idle_handled, 95) * 1000,
+            "same keys on the same board after the flood, p95", "<= 100 ms",
+            handled_p95 <= 0.100, note="the key's own repaint not included: see the next rows"),
         Row("board", "key press -> handled and drawn while 3 actions flood, p50",
             median(busy) * 1000, "ms", median(idle) * 1000,
             "same keys on the same board after the flood, p50", "", None,

@@ -277,7 +277,8 @@ class _KeyTimer:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.waiting: list[asyncio.Future[float]] = []
+        self.waiting: list[asyncio.Future[tuple[float, float]]] = []
+        self.handled: list[float] = []  # key sent -> action_move done, one per `press`
         screen = app.board
         move = screen.action_move
 
@@ -285,8 +286,9 @@ class _KeyTimer:
             await move(dx, dy)
             if self.waiting:
                 fut = self.waiting.pop(0)
+                handled = time.perf_counter()
                 screen.call_after_refresh(
-                    lambda: fut.done() or fut.set_result(time.perf_counter())
+                    lambda: fut.done() or fut.set_result((handled, time.perf_counter()))
                 )
 
         screen.action_move = timed_move
@@ -300,12 +302,15 @@ class _KeyTimer:
         self.app._driver.send_message(event)
 
     async def press(self, key: str) -> float:
-        """A movement key; seconds until it was handled and the screen repainted."""
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        """A movement key; seconds until it was handled and the screen repainted (the time
+        until it was handled alone goes to `self.handled`)."""
+        fut: asyncio.Future[tuple[float, float]] = asyncio.get_running_loop().create_future()
         self.waiting.append(fut)
         t0 = time.perf_counter()
         self.send(key)
-        return await asyncio.wait_for(fut, 60) - t0
+        handled, drawn = await asyncio.wait_for(fut, 60)
+        self.handled.append(handled - t0)
+        return drawn - t0
 
 
 async def _board(lines: int) -> dict[str, Any]:
@@ -378,6 +383,7 @@ async def _board(lines: int) -> dict[str, Any]:
                     busy.append(await keys.press(key))
                 i += 1
                 await asyncio.sleep(0.05)
+            busy_handled = list(keys.handled)
             flood_s = (seen["last"] or time.perf_counter()) - t_start
             rss = _rss_mb()
             # the same keys on the same board once the flood is over (the run finished,
@@ -385,6 +391,7 @@ async def _board(lines: int) -> dict[str, Any]:
             while not (model.newest() and model.newest().finished) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             await pilot.pause(0.5)
+            keys.handled.clear()
             for i in range(24):
                 idle.append(await keys.press(BOARD_KEYS[i % len(BOARD_KEYS)]))
                 await asyncio.sleep(0.05)
@@ -392,6 +399,7 @@ async def _board(lines: int) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     await pilot.press(BOARD_KEYS[i % len(BOARD_KEYS)])
                     idle_pilot.append(time.perf_counter() - t0)
+            idle_handled = list(keys.handled)
             run = model.newest()
             status = run.status if run is not None else None
     finally:
@@ -407,6 +415,7 @@ async def _board(lines: int) -> dict[str, Any]:
         "lines_per_s": seen["lines"] / flood_s if flood_s > 0 else 0.0,
         "rss_mb": rss, "idle_rss_mb": idle_rss, "busy_samples": busy, "idle_samples": idle,
         "busy_pilot_samples": busy_pilot, "idle_pilot_samples": idle_pilot,
+        "busy_handled_samples": busy_handled, "idle_handled_samples": idle_handled,
     }
 
 
