@@ -7,6 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import tui.app
 from engine import events as ev
 from tests.tui.conftest import wait_for
 from tests.tui.test_board_moves import settled
@@ -14,7 +17,12 @@ from tests.tui.test_board_views import action, make_app, parallel_run
 from tui.source import log_batch
 
 
-async def test_drains_wait_until_a_keys_answer_is_drawn(tmp_path: Path) -> None:
+async def test_drains_wait_until_a_keys_answer_is_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hold far longer than the slow move below: on a loaded machine the move alone may
+    # outlast the real bound, and the drains must resume because the answer was drawn
+    monkeypatch.setattr(tui.app, "INPUT_HOLD", 30.0)
     app = make_app(tmp_path, parallel_run())
     async with app.run_test(size=(160, 45)) as pilot:
         await settled(pilot, app)
