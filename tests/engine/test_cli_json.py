@@ -10,7 +10,9 @@ import pytest
 from engine import cli
 
 
-class _Out(io.StringIO):
+class Stdout(io.StringIO):
+    """Standard output that says whether it is a terminal."""
+
     def __init__(self, tty: bool) -> None:
         super().__init__()
         self.tty = tty
@@ -24,7 +26,7 @@ def test_json_is_indented_on_a_terminal_and_one_line_in_a_pipe(
     monkeypatch: pytest.MonkeyPatch, tty: bool
 ) -> None:
     doc = [{"number": 2, "status": "Succeeded", "commit": {"subject": "Naïve café"}}, {"number": 1}]
-    out = _Out(tty)
+    out = Stdout(tty)
     monkeypatch.setattr("sys.stdout", out)
     cli._print_json(doc)
     text = out.getvalue()

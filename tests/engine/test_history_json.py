@@ -3,7 +3,6 @@ documents built in Python gives: times, durations, quoting, layout, order and fi
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import subprocess
@@ -20,6 +19,7 @@ from engine import cli
 from engine.history_json import documents, history_json, history_json_parts, iso_sql
 from engine.state import iso
 from engine.store import Store
+from tests.engine.test_cli_json import Stdout
 
 YEAR_1, YEAR_9999 = -62_135_596_800.0, 253_402_300_799.0
 
@@ -230,15 +230,6 @@ def test_any_stored_rows_list_as_json_dumps_does(
         store.close()
 
 
-class _Out(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-
 @pytest.mark.parametrize("tty", [True, False])
 def test_cli_prints_it_indented_on_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tty: bool
@@ -246,7 +237,7 @@ def test_cli_prints_it_indented_on_a_terminal(
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     runs = [run(n, 1_700_000_000.0 + n, subject=f"change {n} ☕") for n in range(1, 501)]
     store = store_of(tmp_path, runs)
-    out = _Out(tty)
+    out = Stdout(tty)
     monkeypatch.setattr("sys.stdout", out)
     argv = ["history", "--json", "-C", str(tmp_path), "--state-dir", str(tmp_path)]
     assert cli.main([*argv, "--limit", "0"]) == 0
