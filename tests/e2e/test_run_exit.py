@@ -7,13 +7,13 @@ and starts no background indexer, so what those used to do at exit must happen a
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.test_cli import bakery
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -27,17 +27,6 @@ stages:
     actions:
       - {name: Say, category: build, run: "echo marmalade-sandwich"}
 """
-
-
-def bakery(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
 
 
 def test_run_closes_its_store_before_exit(make_repo: Callable[..., Any]) -> None:
